@@ -1,0 +1,352 @@
+"""`recon`: everything the window does, headless.
+
+    recon info DATA                      what was detected in a capture
+    recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
+    recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
+    recon export DIR --format ply|obj|glb|stl [--out FILE]
+    recon demo [--out DIR]               build the demo capture, reconstruct it, show it
+
+Bad input ends with one line on stderr (which file, what is wrong, what to do) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """A problem with the user's input; printed as one line, exit code 2."""
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# -- info --------------------------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from reconstruction.data import load_capture
+
+    scene = load_capture(args.data, downscale=args.downscale)
+    info = scene.summary()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"capture {scene.root}", show_header=False)
+    for key in ("format", "images", "resolution", "camera_model", "split", "masks", "sparse_points",
+                "bounds"):
+        table.add_row(key, str(info[key]))
+    table.add_row("problems", "\n".join(info["problems"]) or "none")
+    Console().print(table)
+    return 0
+
+
+# -- fit -----------------------------------------------------------------------------------------
+
+
+def _parse_settings(method: str, pairs: list[str]) -> dict[str, Any]:
+    from reconstruction.methods.base import get_method
+
+    cls = get_method(method)
+    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--set {pair}: expected KEY=VALUE (e.g. --set lr=0.005)")
+        key, value = pair.split("=", 1)
+        if key not in fields:
+            raise UsageError(f"--set {key}: {method} has no setting {key!r}; "
+                             f"available: {', '.join(fields)}")
+        default = getattr(cls.Config(), key)
+        try:
+            if isinstance(default, bool):
+                out[key] = value.lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                out[key] = int(value)
+            elif isinstance(default, float):
+                out[key] = float(value)
+            else:
+                out[key] = value
+        except ValueError:
+            raise UsageError(f"--set {key}={value}: expected a {type(default).__name__}") from None
+    return out
+
+
+def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: int | None,
+            downscale: int, device: str, settings: dict[str, Any], quiet: bool = False,
+            resume: str | None = None) -> dict[str, Any]:
+    """Train in-process with a rich progress bar; returns the metrics. Raises UsageError."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from reconstruction import protocol as P
+    from reconstruction.engine import Session
+
+    if budget is None and steps is None:
+        budget = 120.0
+    console = _console()
+    errors: list[P.Error] = []
+    finished: list[P.Finished] = []
+    total = steps if steps is not None else budget
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+        task = bar.add_task(f"fit {method}", total=total, status="loading capture")
+
+        def emit(ev: P.Event) -> None:
+            if isinstance(ev, P.Progress):
+                m = ev.metrics
+                done = ev.step if steps is not None else ev.seconds
+                bar.update(task, completed=min(done, total),
+                           status=f"step {ev.step}  loss {m.get('loss', float('nan')):.4f}  "
+                                  f"psnr {m.get('psnr', float('nan')):.2f}")
+            elif isinstance(ev, P.Log):
+                if ev.level != "info" or not quiet:
+                    bar.console.print(f"[{'yellow' if ev.level == 'warning' else 'dim'}]{ev.text}")
+            elif isinstance(ev, P.Error):
+                errors.append(ev)
+            elif isinstance(ev, P.Finished):
+                finished.append(ev)
+
+        Session(emit).run(P.Start(data=data, method=method, out=out, steps=steps, budget=budget,
+                                  downscale=downscale, device=device, settings=settings,
+                                  snapshot_every=0.0, resume=resume))
+    if errors:
+        err = errors[0]
+        if err.kind == "engine":
+            console.print(err.hint)
+        raise UsageError(err.message)
+    return finished[0].metrics if finished else {}
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    settings = _parse_settings(args.method, args.set or [])
+    metrics = run_fit(args.data, args.method, args.out, budget=args.budget, steps=args.steps,
+                      downscale=args.downscale, device=args.device, settings=settings,
+                      quiet=args.quiet)
+    summary = {k: metrics[k] for k in ("steps", "seconds", "test_psnr") if k in metrics}
+    print(json.dumps({"out": str(args.out), **summary}))
+    return 0
+
+
+# -- render --------------------------------------------------------------------------------------
+
+
+def load_camera_file(path: Path, width: int, height: int):
+    """Cameras of a NeRF-synthetic / instant-ngp style json at the capture's resolution.
+
+    Returns (Cameras, frame names). Intrinsics come from camera_angle_x (and _y) or
+    fl_x/fl_y/cx/cy (scaled to ``width`` x ``height`` when the file states w/h).
+    """
+    import numpy as np
+
+    from reconstruction.data.scene import Cameras
+
+    try:
+        meta = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: camera file not found; pass a transforms-style json with --cameras") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: broken JSON at line {exc.lineno} ({exc.msg}); fix the file") from None
+    frames = meta.get("frames") or []
+    if not frames:
+        raise UsageError(f"{path}: no 'frames' in the camera file; it needs frames with file_path and transform_matrix")
+    c2w, fx, fy, cx, cy, names = [], [], [], [], [], []
+    for i, fr in enumerate(frames):
+        try:
+            m = np.asarray(fr["transform_matrix"], dtype=np.float64)
+        except (KeyError, ValueError, TypeError):
+            raise UsageError(f"{path}: frame {i} has no valid transform_matrix (4x4)") from None
+        if m.shape != (4, 4) or not np.isfinite(m).all():
+            raise UsageError(f"{path}: frame {i} transform_matrix is not a finite 4x4 matrix")
+        src = {**meta, **fr}
+        w0, h0 = float(src.get("w", width)), float(src.get("h", height))
+        sx, sy = width / w0, height / h0
+        if "fl_x" in src:
+            fx_i = float(src["fl_x"]) * sx
+            fy_i = float(src.get("fl_y", src["fl_x"])) * sy
+        elif "camera_angle_x" in src:
+            fx_i = 0.5 * width / np.tan(0.5 * float(src["camera_angle_x"]))
+            fy_i = (0.5 * height / np.tan(0.5 * float(src["camera_angle_y"]))
+                    if "camera_angle_y" in src else fx_i)
+        else:
+            raise UsageError(f"{path}: no intrinsics (camera_angle_x or fl_x) for frame {i}")
+        c2w.append(m)
+        fx.append(fx_i)
+        fy.append(fy_i)
+        cx.append(float(src["cx"]) * sx if "cx" in src else width / 2)
+        cy.append(float(src["cy"]) * sy if "cy" in src else height / 2)
+        fp = str(fr.get("file_path", f"frame_{i:04d}"))
+        names.append(Path(fp).stem if Path(fp).suffix else Path(fp).name)
+    cams = Cameras(np.stack(c2w), np.array(fx), np.array(fy), np.array(cx), np.array(cy), width, height)
+    return cams, names
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from reconstruction.engine import CHECKPOINT_NAME, restore_method
+
+    result = Path(args.dir)
+    if not (result / CHECKPOINT_NAME).exists():
+        raise UsageError(f"{result / CHECKPOINT_NAME}: no checkpoint; run `recon fit DATA --out {result}` first")
+    method = restore_method(result, args.device if args.device != "auto" else "cpu")
+    w0, h0 = method.image_size
+    w, h = max(1, round(w0 / args.downscale)), max(1, round(h0 / args.downscale))
+    cams, names = load_camera_file(Path(args.cameras), w, h)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        img = method.render(cams.subset([i]))[0]
+        Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)).save(out / f"{name}.png")
+    print(json.dumps({"rendered": len(names), "out": str(out), "size": [w, h]}))
+    return 0
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import trimesh
+
+    result = Path(args.dir)
+    src = result / "mesh.ply"
+    if not src.exists():
+        raise UsageError(f"{src}: no mesh in this result; run `recon fit DATA --method nerf --out {result}` first")
+    out = Path(args.out) if args.out else result / f"mesh.{args.format}"
+    mesh = trimesh.load(src, process=False)
+    if args.faces and len(mesh.faces) > args.faces:
+        mesh = mesh.simplify_quadric_decimation(face_count=args.faces)
+    from reconstruction.extract.mesh_io import write_mesh
+
+    colors = None
+    if mesh.visual.kind == "vertex":
+        colors = mesh.visual.vertex_colors[:, :3]
+    write_mesh(out, mesh.vertices, mesh.faces, colors)
+    print(json.dumps({"out": str(out), "vertices": len(mesh.vertices), "faces": len(mesh.faces)}))
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    capture = out / "capture"
+    console = _console()
+    if not (capture / "transforms_train.json").exists():
+        console.print(f"building the demo capture in {capture} ...")
+        subprocess.run([sys.executable, "-m", "render.demo_capture", "--out", str(capture),
+                        "--size", str(args.size)], check=True)
+    result = out / "result"
+    metrics = run_fit(str(capture), args.method, str(result), budget=args.budget, steps=None,
+                      downscale=1, device=args.device, settings={})
+    preview = out / "preview.png"
+    cmd = [sys.executable, "-m", "render.preview", str(result / "mesh.ply"), "--out", str(preview),
+           "--gt", str(capture / "gt" / "mesh.ply"), "--cameras", str(capture / "transforms_train.json")]
+    subprocess.run(cmd, check=True)
+    console.print(f"[bold green]demo done[/]: test PSNR {metrics.get('test_psnr', float('nan')):.2f} dB "
+                  f"after {metrics.get('steps')} steps ({metrics.get('seconds')} s)")
+    console.print(f"  mesh     {result / 'mesh.ply'}\n  metrics  {result / 'metrics.json'}\n"
+                  f"  picture  {preview}")
+    show = args.show if args.show is not None else (
+        bool(os.environ.get("DISPLAY")) and sys.stdin.isatty() and not os.environ.get("CI"))
+    if show:
+        subprocess.run([sys.executable, "-c",
+                        "import sys; from render.preview import show_mesh; show_mesh(sys.argv[1], sys.argv[2])",
+                        str(result / "mesh.ply"), str(capture / "gt" / "mesh.ply")], check=False)
+    print(json.dumps({"out": str(out), **{k: metrics[k] for k in ("steps", "seconds", "test_psnr") if k in metrics}}))
+    return 0
+
+
+# -- entry ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recon", description="ReconStudio: 3D neural reconstruction, headless.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="print what was detected in a capture")
+    s.add_argument("data")
+    s.add_argument("--downscale", type=int, default=1)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("fit", help="train a method on a capture and write its outputs")
+    s.add_argument("data", help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, COLMAP)")
+    s.add_argument("--method", default="nerf")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--budget", type=float, default=None, help="seconds of training")
+    s.add_argument("--steps", type=int, default=None, help="training steps")
+    s.add_argument("--downscale", type=int, default=1, help="divide image resolution by N")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("render", help="render a trained result from the cameras of a json file")
+    s.add_argument("dir", help="result folder written by `recon fit`")
+    s.add_argument("--cameras", required=True, help="transforms-style json (frames with transform_matrix)")
+    s.add_argument("--out", required=True, help="folder for one PNG per frame")
+    s.add_argument("--downscale", type=int, default=1)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.set_defaults(func=cmd_render)
+
+    s = sub.add_parser("export", help="export a result's mesh to another format")
+    s.add_argument("dir")
+    s.add_argument("--format", default="ply", choices=["ply", "obj", "glb", "stl"])
+    s.add_argument("--faces", type=int, default=None, help="decimate to at most N faces")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("demo", help="build the demo capture, reconstruct it and show the result")
+    s.add_argument("--out", default="demo_out")
+    s.add_argument("--method", default="nerf")
+    s.add_argument("--budget", type=float, default=180.0)
+    s.add_argument("--size", type=int, default=128)
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--show", dest="show", action="store_true", default=None, help="open a 3D window")
+    g.add_argument("--no-show", dest="show", action="store_false")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("downscale",):
+        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+            print(f"recon: error: --{name} must be >= 1", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    from reconstruction.data import CaptureError
+
+    try:
+        return int(args.func(args) or 0)
+    except CaptureError as exc:
+        print(f"recon: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UsageError as exc:
+        print(f"recon: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("recon: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""The engine: a training session driven by commands, reporting through events.
+
+:class:`Session` runs in whatever process calls it (the CLI runs it in-process);
+:class:`EngineProcess` runs one in a separate ``spawn`` process for the window, so neither
+the GIL nor a crash in training can freeze or kill the front end. Both speak the messages
+of :mod:`reconstruction.protocol`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import queue
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconstruction import protocol as P
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def save_checkpoint(path: Path, method_name: str, state: dict[str, Any], extra: dict | None = None) -> Path:
+    """Atomic torch.save of tensors and plain values (loads with weights_only=True)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": "reconstudio-checkpoint", "version": 1, "method": method_name,
+               "state": state, "extra": extra or {}}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint without executing code from it (``weights_only=True``)."""
+    import torch
+
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != "reconstudio-checkpoint":
+        raise ValueError(f"{path}: not a ReconStudio checkpoint")
+    return payload
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def build_method(name: str, settings: dict[str, Any] | None = None):
+    from reconstruction.methods.base import config_from_dict, get_method
+
+    cls = get_method(name)
+    return cls(config_from_dict(cls.Config, settings))
+
+
+class Session:
+    """Trains one method on one capture; obeys commands from ``poll``, reports via ``emit``."""
+
+    def __init__(self, emit: Callable[[P.Event], None],
+                 poll: Callable[[], P.Command | None] = lambda: None):
+        self.emit = emit
+        self.poll = poll
+        self.method = None
+        self.scene = None
+        self.paused = False
+        self.stopping = False
+        self.shutdown = False
+
+    # -- commands while training ------------------------------------------------------------
+    def _handle(self, cmd: P.Command) -> None:
+        if isinstance(cmd, P.Pause):
+            self.paused = True
+        elif isinstance(cmd, P.Resume):
+            self.paused = False
+        elif isinstance(cmd, P.Stop):
+            self.stopping = True
+        elif isinstance(cmd, P.Shutdown):
+            self.stopping = self.shutdown = True
+        elif isinstance(cmd, P.Snapshot):
+            self._snapshot(cmd.kind, cmd.quality)
+        elif isinstance(cmd, P.Export):
+            self._export_to(Path(cmd.path))
+        elif isinstance(cmd, P.ApplyEdit):
+            self.emit(P.Error("engine", "edits are not supported by this method yet", ""))
+        elif isinstance(cmd, P.Start):
+            self.emit(P.Log("warning", "already training; stop first"))
+
+    def _snapshot(self, kind: str, quality: str) -> None:
+        if self.method is None:
+            return
+        payload = self.method.snapshot(kind, quality)
+        if payload is not None:
+            self.emit(P.SnapshotEvent(kind, payload, self.method.step_count))
+
+    def _export_to(self, path: Path) -> None:
+        from reconstruction.extract.mesh_io import write_mesh
+
+        if self.method is None:
+            return
+        if path.suffix.lower() in (".ply", ".obj", ".glb", ".stl"):
+            mesh = self.method.snapshot("mesh", "high")
+            if mesh is None:
+                self.emit(P.Error("engine", f"{self.method.name} has no mesh to export", ""))
+                return
+            write_mesh(path, mesh["vertices"], mesh["faces"], mesh.get("colors"))
+            self.emit(P.Log("info", f"exported {path}"))
+        else:
+            outputs = self.method.export(path)
+            self.emit(P.Log("info", f"exported {', '.join(outputs.values())}"))
+
+    def _drain(self) -> None:
+        while True:
+            cmd = self.poll()
+            if cmd is None:
+                return
+            self._handle(cmd)
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, start: P.Start) -> P.Finished | None:
+        try:
+            return self._run(start)
+        except Exception as exc:  # report, never take the front end down
+            self.emit(P.Error("engine", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            return None
+
+    def _run(self, start: P.Start) -> P.Finished | None:
+        from reconstruction.data import CaptureError, load_capture
+
+        try:
+            device = resolve_device(start.device)
+            method = build_method(start.method, start.settings)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.emit(P.Error("config", str(exc).strip("'\""), "check the method name and settings"))
+            return None
+        try:
+            scene = load_capture(start.data, downscale=start.downscale)
+        except CaptureError as exc:
+            self.emit(P.Error("capture", str(exc), exc.fix))
+            return None
+        for problem in scene.problems:
+            self.emit(P.Log("warning", f"skipped {problem}"))
+        self.scene = scene
+        self.emit(P.Log("info", f"{scene.format} capture: {len(scene)} images "
+                                f"{scene.width}x{scene.height}, split "
+                                f"{ {k: len(v) for k, v in scene.split.items()} }"))
+        method.setup(scene, device)
+        self.method = method
+        if start.resume:
+            ck = load_checkpoint(Path(start.resume))
+            method.load_state_dict(ck["state"])
+            self.emit(P.Log("info", f"resumed from step {method.step_count}"))
+
+        out = Path(start.out) if start.out else None
+        train_seconds = 0.0
+        last_progress = last_snapshot = last_ckpt = time.perf_counter()
+        metrics: dict[str, float] = {}
+        steps_done_at_start = method.step_count
+        while not self.stopping:
+            self._drain()
+            if self.stopping:
+                break
+            if self.paused:
+                time.sleep(0.05)
+                continue
+            frac_steps = (method.step_count / start.steps) if start.steps else 0.0
+            frac_time = (train_seconds / start.budget) if start.budget else 0.0
+            if start.steps is None and start.budget is None:
+                frac_time = train_seconds / 300.0
+            method.progress = min(1.0, max(frac_steps, frac_time))
+            if (start.steps is not None and method.step_count >= start.steps) or (
+                    start.budget is not None and train_seconds >= start.budget):
+                break
+            t0 = time.perf_counter()
+            metrics = method.step()
+            train_seconds += time.perf_counter() - t0
+            now = time.perf_counter()
+            if now - last_progress >= start.progress_every:
+                last_progress = now
+                self.emit(P.Progress(method.step_count, start.steps, train_seconds, metrics, start.budget))
+            if start.snapshot_every and now - last_snapshot >= start.snapshot_every:
+                for kind in method.snapshot_kinds:
+                    if kind != "image":
+                        self._snapshot(kind, "low")
+                last_snapshot = time.perf_counter()
+            if out is not None and now - last_ckpt >= 120.0:
+                save_checkpoint(out / CHECKPOINT_NAME, method.name, method.state_dict())
+                last_ckpt = time.perf_counter()
+        self.emit(P.Progress(method.step_count, start.steps, train_seconds, metrics, start.budget))
+
+        result: dict[str, Any] = {
+            "method": method.name,
+            "data": str(start.data),
+            "format": scene.format,
+            "steps": method.step_count,
+            "steps_this_run": method.step_count - steps_done_at_start,
+            "seconds": round(train_seconds, 3),
+            "steps_per_second": round((method.step_count - steps_done_at_start) / max(train_seconds, 1e-9), 3),
+            "device": str(device),
+            "image_size": [scene.width, scene.height],
+            "downscale": start.downscale,
+            "skipped_images": [str(p) for p in scene.problems],
+            "final_train_metrics": metrics,
+        }
+        evaluate = getattr(method, "evaluate", None)
+        if evaluate is not None:
+            self.emit(P.Log("info", "rendering test views"))
+            result.update(evaluate())
+        outputs: dict[str, str] = {}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            outputs = dict(method.export(out))
+            outputs["checkpoint"] = str(save_checkpoint(
+                out / CHECKPOINT_NAME, method.name, method.state_dict(),
+                extra={"data": str(Path(start.data).resolve()), "downscale": start.downscale}))
+            write_json_atomic(out / "metrics.json", result)
+            outputs["metrics"] = str(out / "metrics.json")
+        finished = P.Finished(outputs, result)
+        self.emit(finished)
+        return finished
+
+
+def restore_method(result_dir: Path, device: str = "cpu"):
+    """Rebuild a trained method from ``result_dir/checkpoint.pt`` for rendering/export."""
+    ck = load_checkpoint(Path(result_dir) / CHECKPOINT_NAME)
+    state = ck["state"]
+    method = build_method(ck["method"], state.get("config"))
+    method.setup(None, resolve_device(device))
+    method.load_state_dict(state)
+    return method
+
+
+# -- the engine process ----------------------------------------------------------------------
+
+
+def _engine_main(cmd_q, evt_q) -> None:
+    """Entry point of the engine process: run Start commands until Shutdown."""
+
+    def poll():
+        try:
+            return cmd_q.get_nowait()
+        except queue.Empty:
+            return None
+
+    while True:
+        cmd = cmd_q.get()
+        if isinstance(cmd, P.Shutdown):
+            break
+        if isinstance(cmd, P.Start):
+            session = Session(evt_q.put, poll)
+            session.run(cmd)
+            if session.shutdown:
+                break
+        else:
+            evt_q.put(P.Log("warning", f"ignored {type(cmd).__name__}: nothing is training"))
+    evt_q.put(P.Log("info", "engine stopped"))
+
+
+class EngineProcess:
+    """A training engine in its own process (multiprocessing, spawn)."""
+
+    def __init__(self):
+        ctx = mp.get_context("spawn")
+        self._cmd = ctx.Queue()
+        self._evt = ctx.Queue()
+        self._proc = ctx.Process(target=_engine_main, args=(self._cmd, self._evt),
+                                 name="reconstudio-engine", daemon=True)
+        self._proc.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    def is_alive(self) -> bool:
+        return self._proc.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._proc.exitcode
+
+    def send(self, cmd: P.Command) -> None:
+        self._cmd.put(cmd)
+
+    def events(self, timeout: float = 0.0, max_events: int = 1000) -> list[P.Event]:
+        """Events waiting (blocking up to ``timeout`` for the first one)."""
+        out: list[P.Event] = []
+        try:
+            out.append(self._evt.get(timeout=timeout) if timeout > 0 else self._evt.get_nowait())
+            while len(out) < max_events:
+                out.append(self._evt.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ask the engine to stop, then end the process if it does not."""
+        if self._proc.is_alive():
+            self._cmd.put(P.Shutdown())
+            self._proc.join(timeout)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+        self._cmd.close()
+        self._evt.close()
+        self._cmd.join_thread()
+        self._evt.join_thread()

@@ -1,0 +1,1 @@
+"""Turning trained fields into meshes, curves and splats."""

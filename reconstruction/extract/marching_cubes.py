@@ -1,0 +1,79 @@
+"""Scalar field -> triangle mesh with scikit-image's marching cubes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from skimage import measure
+from torch import Tensor
+
+
+@torch.no_grad()
+def sample_grid(
+    fn: Callable[[Tensor], Tensor],  # points [N, 3] -> values [N]
+    lo: np.ndarray,  # [3] box corner
+    hi: np.ndarray,  # [3] opposite corner
+    resolution: int,
+    mask_fn: Callable[[Tensor], Tensor] | None = None,  # points [N, 3] -> bool [N]: evaluate here
+    fill: float = 0.0,
+    chunk: int = 1 << 17,
+) -> np.ndarray:  # [res, res, res] float32, indexed [i, j, k] along x, y, z
+    """Evaluate ``fn`` on a regular grid of resolution^3 points spanning [lo, hi]."""
+    axes = [torch.linspace(float(lo[i]), float(hi[i]), resolution) for i in range(3)]
+    out = torch.full((resolution**3,), fill, dtype=torch.float32)
+    xs, ys = torch.meshgrid(axes[0], axes[1], indexing="ij")
+    plane = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)  # [res^2, 2]
+    per_z = plane.shape[0]
+    # walk the grid z-slab by z-slab so memory stays small at high resolution
+    slabs = max(1, chunk // per_z)
+    for k0 in range(0, resolution, slabs):
+        zs = axes[2][k0:k0 + slabs]
+        pts = torch.cat([
+            plane.repeat_interleave(zs.numel(), 0),
+            zs.repeat(per_z)[:, None],
+        ], -1)  # [res^2 * nz, 3] ordered (i, j, k) with k fastest within the slab
+        vals = torch.full((pts.shape[0],), fill)
+        sel = mask_fn(pts) if mask_fn is not None else torch.ones(pts.shape[0], dtype=torch.bool)
+        if sel.any():
+            vals[sel] = fn(pts[sel]).float()
+        vol = vals.view(resolution, resolution, zs.numel())
+        out.view(resolution, resolution, resolution)[:, :, k0:k0 + zs.numel()] = vol
+    return out.view(resolution, resolution, resolution).numpy()
+
+
+def marching_cubes(
+    volume: np.ndarray,  # [X, Y, Z] scalar field sampled on a regular grid
+    level: float,
+    lo: np.ndarray,  # [3] position of volume[0, 0, 0]
+    hi: np.ndarray,  # [3] position of volume[-1, -1, -1]
+    inside_is_greater: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:  # vertices [V, 3] float32, faces [F, 3] int64, outward winding
+    """Iso-surface of ``volume`` at ``level`` in the coordinates of the box [lo, hi].
+
+    With ``inside_is_greater`` (densities) the object is where values exceed ``level``;
+    otherwise (signed distances) where they fall below it. Faces wind counter-clockwise seen
+    from outside. Returns empty arrays when the level is not crossed.
+    """
+    vmin, vmax = float(np.nanmin(volume)), float(np.nanmax(volume))
+    if not (vmin < level < vmax):
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)
+    vol = volume if inside_is_greater else -volume
+    lvl = level if inside_is_greater else -level
+    spacing = (np.asarray(hi, float) - np.asarray(lo, float)) / (np.array(volume.shape) - 1)
+    verts, faces, _, _ = measure.marching_cubes(vol, lvl, spacing=tuple(spacing),
+                                                gradient_direction="descent")
+    verts = verts + np.asarray(lo, float)
+    return verts.astype(np.float32), faces.astype(np.int64)
+
+
+def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:  # [V, 3] unit, outward
+    """Area-weighted vertex normals of a mesh whose faces wind outward."""
+    n = np.zeros_like(verts, dtype=np.float64)
+    tri = verts[faces].astype(np.float64)
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    return (n / np.maximum(norm, 1e-12)).astype(np.float32)

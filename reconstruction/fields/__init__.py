@@ -1,0 +1,1 @@
+"""Neural fields: an encoding plus small MLPs."""

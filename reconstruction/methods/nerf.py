@@ -1,0 +1,330 @@
+"""Radiance field in the style of instant-ngp: a hash-grid density/colour field, an
+occupancy grid that skips empty space, fixed-step ray marching and volume rendering.
+
+CPU-first choices: the number of rays per step adapts so each step evaluates about
+``target_samples`` points; when the capture has object masks (alpha), the occupancy grid
+starts from the visual hull and training uses random background colours, so the field
+cannot hide the background inside the object (as instant-ngp does on NeRF-synthetic).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from reconstruction.data.scene import Cameras, Normalization, Scene
+from reconstruction.extract.marching_cubes import marching_cubes, sample_grid, vertex_normals
+from reconstruction.extract.mesh_io import write_mesh
+from reconstruction.fields.radiance import RadianceField, RadianceFieldConfig
+from reconstruction.methods.base import Method, register
+from reconstruction.rendering.occupancy import OccupancyGrid, march
+from reconstruction.rendering.rays import pixel_rays
+from reconstruction.rendering.volume import composite
+
+
+@dataclass
+class NerfConfig:
+    """Settings of the radiance-field method."""
+
+    seed: int = 0
+    """Random seed (same seed and settings: the same training)."""
+    lr: float = 1e-2
+    """Adam learning rate at the start."""
+    lr_final: float = 1e-3
+    """Learning rate at the end of the budget (exponential decay)."""
+    target_samples: int = 49152
+    """Field evaluations per step; the ray batch adapts to it."""
+    max_rays: int = 8192
+    """Upper bound on rays per step."""
+    march_steps: int = 384
+    """Samples per unit-cube length along a ray (step = 1 / march_steps)."""
+    occupancy_resolution: int = 64
+    """Cells per side of the occupancy grid."""
+    occupancy_interval: int = 16
+    """Steps between occupancy-grid refreshes."""
+    occupancy_warmup: int = 64
+    """Steps before the occupancy grid starts pruning empty space."""
+    random_background: bool = True
+    """Train on random background colours when the capture has alpha masks."""
+    n_levels: int = 12
+    """Hash-grid levels."""
+    n_features_per_level: int = 2
+    """Features per hash-grid level."""
+    log2_hashmap_size: int = 16
+    """log2 of the hash-table size per level."""
+    base_resolution: int = 16
+    """Coarsest hash-grid resolution."""
+    finest_resolution: int = 512
+    """Finest hash-grid resolution."""
+    hidden: int = 64
+    """MLP width."""
+    mesh_resolution: int = 256
+    """Marching-cubes grid for the exported mesh."""
+    preview_resolution: int = 64
+    """Marching-cubes grid for live mesh snapshots."""
+    mesh_threshold: float = 20.0
+    """Density (per unit-cube length) at which the mesh surface is extracted."""
+    eval_chunk: int = 8192
+    """Rays per chunk when rendering whole images."""
+
+    def field_config(self) -> RadianceFieldConfig:
+        return RadianceFieldConfig(
+            n_levels=self.n_levels, n_features_per_level=self.n_features_per_level,
+            log2_hashmap_size=self.log2_hashmap_size, base_resolution=self.base_resolution,
+            finest_resolution=self.finest_resolution, hidden=self.hidden,
+        )
+
+
+@register
+class Nerf(Method):
+    """instant-ngp style radiance field; exports a coloured mesh from its density."""
+
+    name = "nerf"
+    Config = NerfConfig
+    outputs = ("mesh.ply",)
+    snapshot_kinds = ("mesh", "points", "image")
+
+    def setup(self, scene: Scene | None, device: torch.device) -> None:
+        cfg: NerfConfig = self.config
+        self.device = torch.device(device)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.field = RadianceField(cfg.field_config()).to(self.device)
+        self.grid = OccupancyGrid(cfg.occupancy_resolution, threshold=0.01 * cfg.march_steps,
+                                  generator=torch.Generator().manual_seed(cfg.seed + 1))
+        self.step_size = 1.0 / cfg.march_steps
+        grid_params = list(self.field.encoding.parameters())
+        mlp_params = [p for n, p in self.field.named_parameters() if not n.startswith("encoding.")]
+        self.optimizer = torch.optim.Adam(
+            [{"params": grid_params}, {"params": mlp_params, "weight_decay": 1e-6}],
+            lr=cfg.lr, betas=(0.9, 0.99), eps=1e-15,
+        )
+        self.n_rays = 1024
+        self.scene = scene
+        if scene is None:
+            return
+        self.normalization = scene.normalization
+        self.image_size = (scene.width, scene.height)
+        self.background = np.asarray(scene.background, np.float32)
+        train = scene.split.get("train")
+        if train is None or len(train) == 0:
+            train = np.arange(len(scene))
+        cams = scene.cameras.subset(train)
+        self.train_c2w = torch.tensor(scene.normalization.c2w_to_unit(cams.c2w), dtype=torch.float32)
+        self.train_k = torch.tensor(np.stack([cams.fx, cams.fy, cams.cx, cams.cy], 1), dtype=torch.float32)
+        self.train_rgb = torch.from_numpy(scene.images[train]).float().div_(255.0)  # [N, H, W, 3]
+        self.train_alpha = None
+        if scene.masks is not None:
+            self.grid.carve(self.train_c2w.double().numpy(), self.train_k.double().numpy(),
+                            scene.masks[train])
+            if scene.alpha_composited and cfg.random_background:
+                self.train_alpha = torch.from_numpy(scene.masks[train]).float().div_(255.0)
+        self.bg = torch.tensor(self.background)
+        test = scene.split.get("test")
+        if test is None or len(test) == 0:
+            test = scene.split.get("val", np.zeros(0, np.int64))
+        self.test_idx = np.asarray(test, np.int64)
+
+    # -- training -------------------------------------------------------------------------
+    def _lr_factor(self) -> float:
+        cfg: NerfConfig = self.config
+        return (cfg.lr_final / cfg.lr) ** min(1.0, max(0.0, self.progress))
+
+    def _density_unit(self, pts: torch.Tensor) -> torch.Tensor:  # [N, 3] unit cube -> [N]
+        return self.field.density(pts.clamp(0.0, 1.0))[0]
+
+    def step(self) -> dict[str, float]:
+        cfg: NerfConfig = self.config
+        t_start = time.perf_counter()
+        # the untrained field says nothing about emptiness: prune only once it has learnt a bit
+        if self.step_count >= cfg.occupancy_warmup and self.step_count % cfg.occupancy_interval == 0:
+            warm = self.step_count < 4 * cfg.occupancy_warmup
+            self.grid.update(self._density_unit, fraction=1.0 if warm else 0.25)
+        for g in self.optimizer.param_groups:
+            g["lr"] = cfg.lr * self._lr_factor()
+
+        n_img, h, w, _ = self.train_rgb.shape
+        n = self.n_rays
+        g = self.gen
+        img = torch.randint(n_img, (n,), generator=g)
+        py = torch.randint(h, (n,), generator=g)
+        px = torch.randint(w, (n,), generator=g)
+        target = self.train_rgb[img, py, px]  # [n, 3]
+        u = px.float() + torch.rand(n, generator=g)
+        v = py.float() + torch.rand(n, generator=g)
+        k = self.train_k[img]
+        origins, dirs = pixel_rays(self.train_c2w[img], k[:, 0], k[:, 1], k[:, 2], k[:, 3], u, v)
+        ray_ids, ts, deltas = march(origins, dirs, self.grid, self.step_size,
+                                    jitter=torch.rand(n, generator=g))
+        bg = self.bg.expand(n, 3)
+        if self.train_alpha is not None:
+            bg = torch.rand(n, 3, generator=g)
+            a = self.train_alpha[img, py, px][:, None]
+            target = target + (1.0 - a) * (bg - self.bg)
+        pts = (origins[ray_ids] + ts[:, None] * dirs[ray_ids]).clamp(0.0, 1.0)
+        sigma, rgb = self.field(pts, dirs[ray_ids])
+        out = composite(sigma, rgb, deltas, ts, ray_ids, n, bg)
+        loss = F.mse_loss(out["rgb"], target)
+        self.optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:
+            loss.backward()
+            self.optimizer.step()
+        n_samples = int(ray_ids.numel())
+        # adapt the batch so each step evaluates about target_samples points
+        per_ray = max(n_samples / n, 1.0)
+        want = int(cfg.target_samples / per_ray)
+        self.n_rays = int(min(cfg.max_rays, max(256, 0.7 * self.n_rays + 0.3 * want)))
+        self.step_count += 1
+        mse = float(loss.detach())
+        return {
+            "loss": mse,
+            "psnr": -10.0 * math.log10(max(mse, 1e-10)),
+            "rays": float(n),
+            "samples_per_ray": n_samples / n,
+            "occupied": float(self.grid.occupied.float().mean()),
+            "lr": cfg.lr * self._lr_factor(),
+            "step_seconds": time.perf_counter() - t_start,
+        }
+
+    # -- rendering ------------------------------------------------------------------------
+    @torch.no_grad()
+    def render_rays(self, origins: torch.Tensor, dirs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """origins, dirs: [R, 3] in the unit cube -> rgb [R, 3], opacity [R], depth [R]."""
+        outs: dict[str, list] = {"rgb": [], "opacity": [], "depth": []}
+        for o, d in zip(origins.split(self.config.eval_chunk), dirs.split(self.config.eval_chunk),
+                        strict=True):
+            ray_ids, ts, deltas = march(o, d, self.grid, self.step_size)
+            pts = (o[ray_ids] + ts[:, None] * d[ray_ids]).clamp(0.0, 1.0)
+            if ray_ids.numel():
+                sigma, rgb = self.field(pts, d[ray_ids])
+            else:
+                sigma, rgb = torch.zeros(0), torch.zeros(0, 3)
+            r = composite(sigma, rgb, deltas, ts, ray_ids, o.shape[0], self.bg_tensor())
+            for key in outs:
+                outs[key].append(r[key])
+        return {k: torch.cat(v) for k, v in outs.items()}
+
+    def bg_tensor(self) -> torch.Tensor:
+        return torch.tensor(np.asarray(self.background, np.float32))
+
+    @torch.no_grad()
+    def render(self, cameras: Cameras) -> np.ndarray:
+        assert self.normalization is not None
+        c2w = torch.tensor(self.normalization.c2w_to_unit(cameras.c2w), dtype=torch.float32)
+        w, h = cameras.width, cameras.height
+        vv, uu = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        uu, vv = uu.reshape(-1).float(), vv.reshape(-1).float()
+        images = []
+        for i in range(len(cameras)):
+            n = uu.numel()
+            f = torch.ones(n)
+            o, d = pixel_rays(c2w[i][None].expand(n, 4, 4), f * float(cameras.fx[i]),
+                              f * float(cameras.fy[i]), f * float(cameras.cx[i]),
+                              f * float(cameras.cy[i]), uu, vv)
+            images.append(self.render_rays(o, d)["rgb"].view(h, w, 3).clamp(0, 1).numpy())
+        return np.stack(images) if images else np.zeros((0, h, w, 3), np.float32)
+
+    def evaluate(self, max_views: int | None = None) -> dict[str, float]:
+        """PSNR on the capture's test (or val) views."""
+        if self.scene is None or len(self.test_idx) == 0:
+            return {}
+        idx = self.test_idx if max_views is None else self.test_idx[:max_views]
+        pred = self.render(self.scene.cameras.subset(idx))
+        gt = self.scene.images[idx].astype(np.float32) / 255.0
+        mse = ((pred - gt) ** 2).reshape(len(idx), -1).mean(1)
+        psnr = -10 * np.log10(np.maximum(mse, 1e-10))
+        return {"test_psnr": float(psnr.mean()), "test_views": int(len(idx))}
+
+    # -- outputs --------------------------------------------------------------------------
+    @torch.no_grad()
+    def extract_mesh(self, resolution: int) -> dict[str, np.ndarray]:
+        """Coloured mesh (world coordinates) of the density level set ``mesh_threshold``."""
+        cfg: NerfConfig = self.config
+        lo, hi = (b.numpy() for b in self.grid.bounds())
+        pad = 1.0 / self.grid.res
+        lo, hi = np.clip(lo - pad, 0, 1), np.clip(hi + pad, 0, 1)
+        dilated = _dilate(self.grid.occupied, self.grid.res)
+
+        def inside(p: torch.Tensor) -> torch.Tensor:
+            return dilated[self.grid.cell_index(p)]
+
+        vol = sample_grid(self._density_unit, lo, hi, resolution, mask_fn=inside)
+        verts, faces = marching_cubes(vol, cfg.mesh_threshold, lo, hi)
+        if len(verts) == 0:
+            return {"vertices": np.zeros((0, 3), np.float32), "faces": np.zeros((0, 3), np.int64),
+                    "colors": np.zeros((0, 3), np.float32)}
+        normals = vertex_normals(verts, faces)
+        colors = []
+        vt, nt = torch.from_numpy(verts), torch.from_numpy(normals)
+        for p, nrm in zip(vt.split(65536), nt.split(65536), strict=True):
+            # look at each vertex from just outside the surface, against its normal
+            _, geo = self.field.density((p + nrm * 0.5 / resolution).clamp(0, 1))
+            colors.append(self.field.color(geo, -nrm))
+        col = torch.cat(colors).clamp(0, 1).numpy()
+        world = self.normalization.to_world(verts).astype(np.float32)
+        return {"vertices": world, "faces": faces, "colors": col.astype(np.float32)}
+
+    def snapshot(self, kind: str, quality: str = "low") -> dict[str, np.ndarray] | None:
+        cfg: NerfConfig = self.config
+        if kind == "mesh":
+            res = cfg.preview_resolution if quality == "low" else cfg.mesh_resolution
+            return self.extract_mesh(res)
+        if kind == "points":
+            centers = self.grid.cell_centers()[self.grid.occupied].numpy()
+            return {"positions": self.normalization.to_world(centers).astype(np.float32)}
+        if kind == "image" and self.scene is not None and len(self.scene):
+            idx = self.test_idx[:1] if len(self.test_idx) else np.array([0])
+            cams = self.scene.cameras.subset(idx)
+            if quality == "low":
+                cams = cams.scaled(min(1.0, 96 / max(cams.width, cams.height)))
+            return {"image": self.render(cams)[0]}
+        return None
+
+    def export(self, out_dir: Path) -> dict[str, str]:
+        out_dir = Path(out_dir)
+        mesh = self.extract_mesh(self.config.mesh_resolution)
+        path = write_mesh(out_dir / "mesh.ply", mesh["vertices"], mesh["faces"], mesh["colors"])
+        return {"mesh": str(path)}
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        assert self.normalization is not None
+        return {
+            "field": self.field.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "occupancy": self.grid.state_dict(),
+            "step": self.step_count,
+            "n_rays": self.n_rays,
+            "rng": self.gen.get_state(),
+            "config": asdict(self.config),
+            "normalization": {"center": list(self.normalization.center),
+                              "scale": self.normalization.scale},
+            "image_size": list(self.image_size),
+            "background": [float(x) for x in self.background],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.field.load_state_dict(state["field"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.grid.load_state_dict(state["occupancy"])
+        self.step_count = int(state["step"])
+        self.n_rays = int(state.get("n_rays", self.n_rays))
+        if "rng" in state:
+            self.gen.set_state(state["rng"])
+        nz = state["normalization"]
+        self.normalization = Normalization(tuple(nz["center"]), float(nz["scale"]))
+        self.image_size = tuple(state["image_size"])
+        self.background = np.asarray(state["background"], np.float32)
+
+
+def _dilate(occ: torch.Tensor, res: int) -> torch.Tensor:  # [res^3] bool -> [res^3] bool
+    v = occ.view(1, 1, res, res, res).float()
+    return (F.max_pool3d(v, 3, stride=1, padding=1) > 0).view(-1)

@@ -1,0 +1,1 @@
+"""Rays, sampling, the occupancy grid and volume rendering."""
