@@ -139,9 +139,10 @@ def grid_index(
 class HashGrid(nn.Module):
     """Multi-resolution hash encoding: [N, d] points in [0, 1] -> [N, n_levels * F] features.
 
-    ``backend``: "auto" (tinycudann on CUDA when importable, else torch), "torch" (this
-    module's vectorised implementation) or "reference" (the plain per-level PyTorch version,
-    kept for tests).
+    ``backend``: "auto" (the fused C kernel on the CPU when it was built, else "torch"),
+    "cpu" (the fused C kernel, :mod:`reconstruction.encoding.cpu_kernel`), "torch" (this
+    module's vectorised PyTorch implementation) or "reference" (the plain per-level PyTorch
+    version, kept for tests).
     """
 
     def __init__(self, n_input_dims: int, config: dict | HashGridConfig | None = None,
@@ -158,10 +159,18 @@ class HashGrid(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         # tinycudann initialises the tables uniformly in [-1e-4, 1e-4]
         self.params = nn.Parameter(torch.rand(n_params, generator=gen) * 2e-4 - 1e-4)
+        from reconstruction.encoding import cpu_kernel
+
         if backend == "auto":
-            backend = "torch"
-        if backend not in ("torch", "reference"):
-            raise ValueError(f"unknown HashGrid backend {backend!r}; use 'auto', 'torch' or 'reference'")
+            backend = "cpu" if cpu_kernel.available() else "torch"
+        if backend not in ("cpu", "torch", "reference"):
+            raise ValueError(f"unknown HashGrid backend {backend!r}; use 'auto', 'cpu', 'torch' or 'reference'")
+        if backend == "cpu" and not cpu_kernel.available():
+            raise RuntimeError("the fused CPU hash-grid kernel was not built (no C compiler at install "
+                               "time?); reinstall with a compiler or use backend='torch'")
+        self._levels = cpu_kernel.LevelTensors(
+            n_input_dims, cfg.n_features_per_level, self.layout.scales, self.layout.resolutions,
+            self.layout.sizes, self.layout.offsets, self.layout.hashed)
         self.backend = backend
         self.register_buffer("_corners", corner_offsets(n_input_dims), persistent=False)
 
@@ -181,6 +190,10 @@ class HashGrid(nn.Module):
         x = x.to(torch.float32)
         if self.backend == "reference":
             return hashgrid_reference(x, self.params, self.n_input_dims, self.cfg)
+        if self.backend == "cpu" and not x.is_cuda:
+            from reconstruction.encoding.cpu_kernel import HashGridCPU
+
+            return HashGridCPU.apply(x, self.params, self._levels)
         idx, w = self.indices_and_weights(x)
         return _HashGridGather.apply(self.params, idx, w, self.cfg.n_features_per_level)
 
