@@ -62,7 +62,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _parse_settings(method: str, pairs: list[str]) -> dict[str, Any]:
     from reconstruction.methods.base import get_method
 
-    cls = get_method(method)
+    try:
+        cls = get_method(method)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
     out: dict[str, Any] = {}
     for pair in pairs:

@@ -79,3 +79,26 @@ def sphere_scene(n_views: int = 16, size: int = 32, radius: float = 0.6, seed: i
 @pytest.fixture
 def sphere():
     return sphere_scene()
+
+
+@pytest.fixture(scope="session")
+def demo_small(tmp_path_factory) -> Path:
+    """The demo capture at test size (64 px, 24 train / 2 val / 4 test views)."""
+    from render.demo_capture import make_demo_capture
+
+    out = tmp_path_factory.mktemp("demo") / "capture"
+    make_demo_capture(out, size=64, n_train=24, n_val=2, n_test=4, seed=0)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_engine_processes():
+    """Fail a test that leaves an engine (or any child) process running."""
+    import multiprocessing as mp
+
+    yield
+    leaked = [p for p in mp.active_children() if p.is_alive()]
+    for p in leaked:
+        p.kill()
+        p.join(5)
+    assert not leaked, f"test left processes running: {[p.name for p in leaked]}"

@@ -33,7 +33,7 @@ def get_method(name: str) -> type[Method]:
     import reconstruction.methods  # noqa: F401  (imports every method module)
 
     if name not in REGISTRY:
-        raise KeyError(f"unknown method {name!r}; available: {', '.join(sorted(REGISTRY))}")
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
 
 
