@@ -20,7 +20,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from reconstruction.data.scene import Cameras, Normalization, Scene
-from reconstruction.extract.marching_cubes import marching_cubes, sample_grid, vertex_normals
+from reconstruction.extract.marching_cubes import (
+    marching_cubes,
+    sample_grid,
+    solidify,
+    vertex_normals,
+)
 from reconstruction.extract.mesh_io import write_mesh
 from reconstruction.fields.radiance import RadianceField, RadianceFieldConfig
 from reconstruction.methods.base import Method, register
@@ -256,6 +261,7 @@ class Nerf(Method):
             return dilated[self.grid.cell_index(p)]
 
         vol = sample_grid(self._density_unit, lo, hi, resolution, mask_fn=inside)
+        vol = solidify(vol, cfg.mesh_threshold)
         verts, faces = marching_cubes(vol, cfg.mesh_threshold, lo, hi)
         if len(verts) == 0:
             return {"vertices": np.zeros((0, 3), np.float32), "faces": np.zeros((0, 3), np.int64),
