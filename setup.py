@@ -11,7 +11,7 @@ setup(
         Extension(
             "reconstruction.encoding._hashgrid_cpu",
             sources=["reconstruction/encoding/_hashgrid_cpu.c"],
-            extra_compile_args=["-O3", "-std=c99", "-fno-math-errno"],
+            extra_compile_args=["-O3", "-std=c99", "-fno-math-errno", "-march=native"],
             optional=True,
         )
     ]

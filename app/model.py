@@ -43,6 +43,7 @@ SUMMARY_METRICS = (
 """Metrics shown first, in this order, with their labels; the others follow by name."""
 
 SourceKind = Literal["result", "mesh", "capture"]
+KIND_LABELS = {"result": "Result", "mesh": "Mesh", "capture": "Capture"}
 Change = Literal["source", "mesh", "display"]
 
 
@@ -218,6 +219,9 @@ class ViewerModel:
         self.mesh_info = None
         self.mesh_error = None
         self.n_cameras = _count_frames(source.cameras_json) if source.cameras_json else None
+        # A capture is its cameras; around a result they are context and would stand
+        # between the view and the mesh, so they start hidden (View > Show Cameras).
+        self.show_cameras = source.kind == "capture"
         self._emit("source")
         return source
 
@@ -277,8 +281,7 @@ class ViewerModel:
                 rows.append(("mesh", "loading..."))
         if self.source.cameras_json is not None:
             n = self.n_cameras
-            rows.append(("cameras", f"{n} ({self.source.cameras_json.name})" if n is not None
-                         else f"unreadable ({self.source.cameras_json.name})"))
+            rows.append(("cameras", f"{n:,}" if n is not None else "unreadable"))
         return rows
 
     def metric_rows(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -294,8 +297,10 @@ class ViewerModel:
             value = metrics[key]
             children = []
             if isinstance(value, dict):
-                children = [(str(k), format_value(str(k), v)) for k, v in value.items()]
-            rows.append((labels.get(key, key), format_value(key, value), children))
+                children = [(str(k).replace("_", " "), format_value(str(k), v))
+                            for k, v in value.items()]
+            label = labels.get(key, key.replace("_", " "))
+            rows.append((label, format_value(key, value), children))
         if "data" in metrics:
             rows.append(("data", str(metrics["data"]), []))
         return rows

@@ -9,6 +9,7 @@ a reply to an older request (the user opened something else meanwhile) is droppe
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 from pyvistaqt import QtInteractor
 
-from app.model import MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
+from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
 from render.preview import BACKGROUND, FRUSTUM_COLOR, PLAIN_COLOR, VIEW_DIRECTION, camera_frustums
 
 COLOR_ARRAY = "_rgb"
@@ -52,7 +53,8 @@ def read_mesh(path: Path) -> pv.PolyData:
     if isinstance(data, pv.MultiBlock):  # glTF scenes
         data = data.combine()
     if data is None or data.n_points == 0:
-        raise ValueError(f"{path.name} has no vertices")
+        raise ValueError(f"{path.name} has no vertices: the file is empty or damaged; "
+                         "export it again")
     mesh = data if isinstance(data, pv.PolyData) else data.extract_surface()
     colors = _vertex_colors(mesh)
     if colors is not None:
@@ -78,6 +80,31 @@ def _vertex_colors(mesh: pv.PolyData) -> np.ndarray | None:
             rgb = np.clip(np.round(rgb * scale), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(rgb)
     return None
+
+
+def _fit_camera(camera, points: np.ndarray, aspect: float, view_angle: float = 30.0) -> None:
+    """Point a VTK camera at `points` [N, 3] from VIEW_DIRECTION, +Z up, so all of them fit.
+
+    aspect: viewport width / height; view_angle: vertical field of view in degrees.
+    """
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    center = 0.5 * (lo + hi)
+    az, el = VIEW_DIRECTION
+    back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right /= np.linalg.norm(right)
+    up = np.cross(back, right)
+    rel = points - center
+    x, y, z = rel @ right, rel @ up, rel @ back
+    tan_y = math.tan(math.radians(0.5 * view_angle))
+    tan_x = tan_y * aspect
+    margin = 1.1
+    dist = float(np.max(np.maximum(np.abs(x) * margin / tan_x, np.abs(y) * margin / tan_y) + z))
+    dist = max(dist, 0.5 * float(np.linalg.norm(hi - lo)), 1e-6)
+    camera.SetViewAngle(view_angle)
+    camera.SetFocalPoint(*center)
+    camera.SetPosition(*(center + dist * back))
+    camera.SetViewUp(*up)
 
 
 class _LoadSignals(QObject):
@@ -133,6 +160,7 @@ class MainWindow(QMainWindow):
         self.mesh_actor: pv.Actor | None = None
         self.cameras_actor: pv.Actor | None = None
         self.last_error: str | None = None
+        self._closed = False
 
         self.setWindowTitle(self.model.title)
         self.resize(1280, 800)
@@ -154,7 +182,21 @@ class MainWindow(QMainWindow):
         self.viewport.setAcceptDrops(False)
         self.viewport.set_background(BACKGROUND)
         self.viewport.add_axes(interactive=False)
+        self._own_viewport_keys()
         self.setCentralWidget(self.viewport)
+
+    def _own_viewport_keys(self) -> None:
+        """Keys go through the window's actions, not VTK's built-in letter keys.
+
+        VTK's interactor style turns every actor to wireframe/surface on w/s, picks on p,
+        goes stereo on 3, ... behind the model's back; an observer of the style's CharEvent
+        replaces that default handling (vtkInteractorStyle calls OnChar only when nobody
+        observes CharEvent). pyvista's own q (screenshot into memory) and b/C (picking)
+        go too; its arrow, +/- and v keys stay.
+        """
+        self.viewport.iren.style.AddObserver("CharEvent", lambda *_: None)
+        for key in ("q", "b", "C"):
+            self.viewport.clear_events_for_key(key)
 
     def _build_dock(self) -> None:
         self.result_tree = QTreeWidget()
@@ -163,6 +205,7 @@ class MainWindow(QMainWindow):
         self.result_tree.setHeaderHidden(True)
         self.result_tree.setRootIsDecorated(True)
         self.result_tree.setUniformRowHeights(True)
+        self.result_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # paths keep their end
         header = self.result_tree.header()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
@@ -194,17 +237,17 @@ class MainWindow(QMainWindow):
 
         view_menu = self.menuBar().addMenu("&View")
         self.reset_view_action = QAction("&Reset View", self)
-        self.reset_view_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.reset_view_action.setShortcut(QKeySequence("R"))
         self.reset_view_action.triggered.connect(self._on_reset_view)
         view_menu.addAction(self.reset_view_action)
         view_menu.addSeparator()
         self.wireframe_action = QAction("&Wireframe", self, checkable=True)
-        self.wireframe_action.setShortcut(QKeySequence("Ctrl+W"))
+        self.wireframe_action.setShortcut(QKeySequence("W"))
         self.wireframe_action.setChecked(self.model.wireframe)
         self.wireframe_action.toggled.connect(self._on_wireframe_changed)
         view_menu.addAction(self.wireframe_action)
         self.cameras_action = QAction("Show &Cameras", self, checkable=True)
-        self.cameras_action.setShortcut(QKeySequence("Ctrl+K"))
+        self.cameras_action.setShortcut(QKeySequence("C"))
         self.cameras_action.setChecked(self.model.show_cameras)
         self.cameras_action.toggled.connect(self._on_show_cameras_changed)
         view_menu.addAction(self.cameras_action)
@@ -321,7 +364,7 @@ class MainWindow(QMainWindow):
         if source is None:
             QTreeWidgetItem(tree, ["Nothing open", "File > Open, or drop a folder or mesh"])
         else:
-            top = QTreeWidgetItem(tree, [source.kind, str(source.path)])
+            top = QTreeWidgetItem(tree, [KIND_LABELS[source.kind], str(source.path)])
             top.setToolTip(1, str(source.path))
             for title, rows in (("Files", self.model.file_rows()),
                                 ("Geometry", self.model.geometry_rows())):
@@ -346,6 +389,13 @@ class MainWindow(QMainWindow):
                     item.setToolTip(1, note)
                 section.setExpanded(True)
         self.status_label.setText(self.model.status_text())
+        for action, checked in ((self.wireframe_action, self.model.wireframe),
+                                (self.cameras_action, self.model.show_cameras)):
+            if action.isChecked() != checked:
+                action.blockSignals(True)
+                action.setChecked(checked)
+                action.blockSignals(False)
+        self.cameras_action.setEnabled(self.cameras_actor is not None)
 
     def result_rows(self) -> list[tuple[str, ...]]:
         """Every row of the Result panel as (section, label, value), depth first."""
@@ -365,18 +415,17 @@ class MainWindow(QMainWindow):
 
     # -- camera --------------------------------------------------------------------------------
     def _reset_camera(self) -> None:
-        """Look at everything visible from the preview's direction, +Z up, and render."""
+        """Frame the mesh (else whatever is visible) from the preview's direction, +Z up."""
         renderer = self.viewport.renderer
-        bounds = renderer.ComputeVisiblePropBounds()
-        if bounds[0] > bounds[1]:  # nothing visible
-            self.viewport.render()
-            return
-        center = np.array([0.5 * (bounds[0] + bounds[1]), 0.5 * (bounds[2] + bounds[3]),
-                           0.5 * (bounds[4] + bounds[5])])
-        az, el = VIEW_DIRECTION
-        back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-        self.viewport.camera_position = [tuple(center + back), tuple(center), (0.0, 0.0, 1.0)]
-        self.viewport.reset_camera(render=False)
+        if self.mesh_actor is not None and self.mesh_actor.GetVisibility():
+            bounds = self.mesh_actor.GetBounds()
+        else:
+            bounds = renderer.ComputeVisiblePropBounds()
+        if bounds[0] <= bounds[1]:
+            corners = np.array(list(itertools.product(bounds[0:2], bounds[2:4], bounds[4:6])))
+            width, height = max(self.viewport.width(), 1), max(self.viewport.height(), 1)
+            _fit_camera(renderer.GetActiveCamera(), corners, width / height)
+            renderer.ResetCameraClippingRange()
         self.viewport.render()
 
     # -- actions ---------------------------------------------------------------------------------
@@ -453,9 +502,11 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        self._request += 1  # late replies are dropped
-        self.thread_pool.clear()  # jobs not started yet
-        self.thread_pool.waitForDone(10_000)  # a read in progress cannot be interrupted
-        self.model.disconnect(self._on_model_changed)
-        self.viewport.close()
+        if not self._closed:
+            self._closed = True
+            self._request += 1  # late replies are dropped
+            self.thread_pool.clear()  # jobs not started yet
+            self.thread_pool.waitForDone(10_000)  # a read in progress cannot be interrupted
+            self.model.disconnect(self._on_model_changed)
+            self.viewport.close()  # stops VTK before the GL context goes
         super().closeEvent(event)

@@ -31,6 +31,12 @@ typedef struct {
  * doubling (corner c has bit k set -> +1 along dim k). D is a literal at every call site, so
  * the compiler unrolls all of it. Hashed levels have power-of-two tables: a mask replaces
  * the modulo. */
+/* floor() without a libm call (x86-64's baseline has no rounding instruction). */
+static inline float fast_floor(float p) {
+    const float t = (float)(int32_t)p;
+    return t > p ? t - 1.0f : t;
+}
+
 static inline void corners(const float *x, const int D, float scale, int64_t res, int64_t size,
                            int64_t hashed, int64_t *idx, float *w) {
     uint32_t t0[MAX_DIMS], t1[MAX_DIMS];
@@ -38,7 +44,7 @@ static inline void corners(const float *x, const int D, float scale, int64_t res
     uint32_t stride = 1;
     for (int k = 0; k < D; ++k) {
         const float p = x[k] * scale + 0.5f;
-        const float f = floorf(p);
+        const float f = fast_floor(p);
         const uint32_t c = (uint32_t)(int32_t)f;
         w1[k] = p - f;
         w0[k] = 1.0f - w1[k];
@@ -79,32 +85,40 @@ static inline void corners(const float *x, const int D, float scale, int64_t res
 /* out[i, l, f] for points [i0, i1) and levels l0, l0 + lstep, ... Level-major: one level's
  * table stays in cache while all points visit it; threads interleave levels so coarse
  * (cached) and fine (uncached) levels are shared evenly. */
+#define BLOCK 16 /* points whose corners are located (and prefetched) before gathering */
+
 #define FORWARD_BODY(D)                                                                     \
     for (int l = l0; l < nl; l += lstep) {                                                  \
         const float *tl = table + L->offsets[l] * nf;                                       \
         const float s = L->scales[l];                                                       \
         const int64_t res = L->res[l], size = L->sizes[l], hashed = L->hashed[l];           \
-        for (int64_t i = i0; i < i1; ++i) {                                                 \
-            int64_t idx[1 << D];                                                            \
-            float w[1 << D];                                                                \
-            corners(x + i * D, D, s, res, size, hashed, idx, w);                            \
-            float *o = out + (i * nl + l) * nf;                                             \
-            if (nf == 2) {                                                                  \
-                float a0 = 0.f, a1 = 0.f;                                                   \
-                for (int c = 0; c < (1 << D); ++c) {                                        \
-                    const float *v = tl + idx[c] * 2;                                       \
-                    a0 += w[c] * v[0];                                                      \
-                    a1 += w[c] * v[1];                                                      \
+        for (int64_t b0 = i0; b0 < i1; b0 += BLOCK) {                                       \
+            const int nb = (int)((i1 - b0) < BLOCK ? (i1 - b0) : BLOCK);                    \
+            int64_t idx[BLOCK][1 << D];                                                     \
+            float w[BLOCK][1 << D];                                                         \
+            for (int j = 0; j < nb; ++j) {                                                  \
+                corners(x + (b0 + j) * D, D, s, res, size, hashed, idx[j], w[j]);           \
+                for (int c = 0; c < (1 << D); ++c) __builtin_prefetch(tl + idx[j][c] * nf); \
+            }                                                                               \
+            for (int j = 0; j < nb; ++j) {                                                  \
+                float *o = out + ((b0 + j) * nl + l) * nf;                                  \
+                if (nf == 2) {                                                              \
+                    float a0 = 0.f, a1 = 0.f;                                               \
+                    for (int c = 0; c < (1 << D); ++c) {                                    \
+                        const float *v = tl + idx[j][c] * 2;                                \
+                        a0 += w[j][c] * v[0];                                               \
+                        a1 += w[j][c] * v[1];                                               \
+                    }                                                                       \
+                    o[0] = a0;                                                              \
+                    o[1] = a1;                                                              \
+                } else {                                                                    \
+                    float acc[MAX_FEAT] = {0};                                              \
+                    for (int c = 0; c < (1 << D); ++c) {                                    \
+                        const float *v = tl + idx[j][c] * nf;                               \
+                        for (int f = 0; f < nf; ++f) acc[f] += w[j][c] * v[f];              \
+                    }                                                                       \
+                    for (int f = 0; f < nf; ++f) o[f] = acc[f];                             \
                 }                                                                           \
-                o[0] = a0;                                                                  \
-                o[1] = a1;                                                                  \
-            } else {                                                                        \
-                float acc[MAX_FEAT] = {0};                                                  \
-                for (int c = 0; c < (1 << D); ++c) {                                        \
-                    const float *v = tl + idx[c] * nf;                                      \
-                    for (int f = 0; f < nf; ++f) acc[f] += w[c] * v[f];                     \
-                }                                                                           \
-                for (int f = 0; f < nf; ++f) o[f] = acc[f];                                 \
             }                                                                               \
         }                                                                                   \
     }
@@ -127,17 +141,20 @@ static void forward_range(const Layout *L, const float *x, const float *table, f
         float *gl = grad_table + L->offsets[l] * nf;                                        \
         const float s = L->scales[l];                                                       \
         const int64_t res = L->res[l], size = L->sizes[l], hashed = L->hashed[l];           \
-        for (int64_t i = 0; i < n; ++i) {                                                   \
-            const float *g = grad_out + (i * nl + l) * nf;                                  \
-            int any = 0;                                                                    \
-            for (int f = 0; f < nf; ++f) any |= (g[f] != 0.0f);                             \
-            if (!any) continue;                                                             \
-            int64_t idx[1 << D];                                                            \
-            float w[1 << D];                                                                \
-            corners(x + i * D, D, s, res, size, hashed, idx, w);                            \
-            for (int c = 0; c < (1 << D); ++c) {                                            \
-                float *v = gl + idx[c] * nf;                                                \
-                for (int f = 0; f < nf; ++f) v[f] += w[c] * g[f];                           \
+        for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {                                         \
+            const int nb = (int)((n - b0) < BLOCK ? (n - b0) : BLOCK);                      \
+            int64_t idx[BLOCK][1 << D];                                                     \
+            float w[BLOCK][1 << D];                                                         \
+            for (int j = 0; j < nb; ++j) {                                                  \
+                corners(x + (b0 + j) * D, D, s, res, size, hashed, idx[j], w[j]);           \
+                for (int c = 0; c < (1 << D); ++c) __builtin_prefetch(gl + idx[j][c] * nf, 1); \
+            }                                                                               \
+            for (int j = 0; j < nb; ++j) {                                                  \
+                const float *g = grad_out + ((b0 + j) * nl + l) * nf;                       \
+                for (int c = 0; c < (1 << D); ++c) {                                        \
+                    float *v = gl + idx[j][c] * nf;                                         \
+                    for (int f = 0; f < nf; ++f) v[f] += w[j][c] * g[f];                    \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
     }
@@ -170,7 +187,7 @@ static void backward_input_range(const Layout *L, const float *x, const float *t
             float frac[MAX_DIMS];
             for (int k = 0; k < d; ++k) {
                 const float p = xi[k] * s + 0.5f;
-                frac[k] = p - floorf(p);
+                frac[k] = p - fast_floor(p);
             }
             const float *tl = table + L->offsets[l] * nf;
             for (int c = 0; c < nc; ++c) {
