@@ -16,8 +16,11 @@ from pathlib import Path
 def _has_display() -> bool:
     if sys.platform != "linux":
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                or os.environ.get("QT_QPA_PLATFORM"))
+    return bool(
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         description="The ReconStudio window: look at reconstructions, meshes and captures.",
     )
     parser.add_argument(
-        "path", nargs="?", type=Path, default=None, metavar="PATH",
+        "path",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="PATH",
         help="a result folder written by `recon fit`, a mesh file (.ply/.obj/.glb/.stl) "
-             "or a capture folder with transforms_train.json")
+        "or a capture folder with transforms_train.json",
+    )
     args = parser.parse_args(argv)
 
     from app.model import OpenError, resolve_source
@@ -40,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recon-studio: {exc}", file=sys.stderr)
             return 2
     if not _has_display():
-        print("recon-studio: no display (DISPLAY is not set). Run it on a desktop, under "
-              "`xvfb-run -a recon-studio ...`, or use the headless `recon` command instead.",
-              file=sys.stderr)
+        print(
+            "recon-studio: no display (DISPLAY is not set). Run it on a desktop, under "
+            "`xvfb-run -a recon-studio ...`, or use the headless `recon` command instead.",
+            file=sys.stderr,
+        )
         return 2
 
     from PySide6.QtWidgets import QApplication

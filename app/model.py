@@ -104,16 +104,22 @@ def resolve_source(path: str | Path) -> Source:
     """Work out what `path` is and which files to show. Raises :class:`OpenError`."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise OpenError(f"{path} does not exist; open a result folder written by `recon fit`, "
-                        "a mesh file or a capture folder with transforms_train.json")
+        raise OpenError(
+            f"{path} does not exist; open a result folder written by `recon fit`, "
+            "a mesh file or a capture folder with transforms_train.json"
+        )
     path = path.resolve()
-    if path.is_file() and (path.name == "metrics.json"
-                           or (path.name.startswith("transforms") and path.suffix == ".json")):
+    if path.is_file() and (
+        path.name == "metrics.json"
+        or (path.name.startswith("transforms") and path.suffix == ".json")
+    ):
         return resolve_source(path.parent)  # the folder the json describes
     if path.is_file():
         if path.suffix.lower() not in MESH_SUFFIXES:
-            raise OpenError(f"{path.name}: not a mesh file the viewer can read; use one of "
-                            f"{', '.join(MESH_SUFFIXES)}, or open the folder it belongs to")
+            raise OpenError(
+                f"{path.name}: not a mesh file the viewer can read; use one of "
+                f"{', '.join(MESH_SUFFIXES)}, or open the folder it belongs to"
+            )
         return Source(path=path, kind="mesh", mesh_path=path, files=(path,))
 
     files = tuple(path / name for name in RESULT_FILES if (path / name).is_file())
@@ -121,15 +127,24 @@ def resolve_source(path: str | Path) -> Source:
         return _resolve_result(path, files)
     cameras = _find_cameras(path)
     if cameras is not None:
-        found = tuple(path / n for n in ("transforms_train.json", "transforms_val.json",
-                                         "transforms_test.json", "transforms.json")
-                      if (path / n).is_file())
+        found = tuple(
+            path / n
+            for n in (
+                "transforms_train.json",
+                "transforms_val.json",
+                "transforms_test.json",
+                "transforms.json",
+            )
+            if (path / n).is_file()
+        )
         return Source(path=path, kind="capture", cameras_json=cameras, files=found)
     meshes = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
     if len(meshes) == 1:
         return Source(path=path, kind="mesh", mesh_path=meshes[0], files=(meshes[0],))
-    raise OpenError(f"{path}: found neither mesh.ply/metrics.json (a `recon fit` result) nor "
-                    "transforms_train.json (a capture); open one of those folders or a mesh file")
+    raise OpenError(
+        f"{path}: found neither mesh.ply/metrics.json (a `recon fit` result) nor "
+        "transforms_train.json (a capture); open one of those folders or a mesh file"
+    )
 
 
 def _resolve_result(folder: Path, files: tuple[Path, ...]) -> Source:
@@ -159,8 +174,15 @@ def _resolve_result(folder: Path, files: tuple[Path, ...]) -> Source:
             capture = (folder / capture).resolve()
         if capture.is_dir():
             cameras = _find_cameras(capture)
-    return Source(path=folder, kind="result", mesh_path=mesh if mesh.is_file() else None,
-                  cameras_json=cameras, metrics=metrics, files=files, notes=tuple(notes))
+    return Source(
+        path=folder,
+        kind="result",
+        mesh_path=mesh if mesh.is_file() else None,
+        cameras_json=cameras,
+        metrics=metrics,
+        files=files,
+        notes=tuple(notes),
+    )
 
 
 def format_value(key: str, value: Any) -> str:
@@ -297,8 +319,9 @@ class ViewerModel:
             value = metrics[key]
             children = []
             if isinstance(value, dict):
-                children = [(str(k).replace("_", " "), format_value(str(k), v))
-                            for k, v in value.items()]
+                children = [
+                    (str(k).replace("_", " "), format_value(str(k), v)) for k, v in value.items()
+                ]
             label = labels.get(key, key.replace("_", " "))
             rows.append((label, format_value(key, value), children))
         if "data" in metrics:
@@ -315,8 +338,10 @@ class ViewerModel:
                 return f"{self.source.mesh_path.name}: {self.mesh_error}"
             if self.mesh_info is None:
                 return f"Loading {self.source.mesh_path.name}..."
-            text = (f"{self.source.mesh_path.name}: {self.mesh_info.n_points:,} vertices, "
-                    f"{self.mesh_info.n_cells:,} faces")
+            text = (
+                f"{self.source.mesh_path.name}: {self.mesh_info.n_points:,} vertices, "
+                f"{self.mesh_info.n_cells:,} faces"
+            )
         else:
             text = name
         if self.n_cameras is not None:

@@ -31,11 +31,17 @@ from PySide6.QtWidgets import (
 from pyvistaqt import QtInteractor
 
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
-from render.preview import BACKGROUND, FRUSTUM_COLOR, PLAIN_COLOR, VIEW_DIRECTION, camera_frustums
+from render.preview import (
+    BACKGROUND,
+    FRUSTUM_COLOR,
+    PLAIN_COLOR,
+    camera_frustums,
+    fit_camera,
+    vertex_colors,
+)
 
 COLOR_ARRAY = "_rgb"
 """Name of the uint8 [N, 3] colour array :func:`read_mesh` adds when the file has colours."""
-_COLOR_NAMES = ("RGB", "RGBA", "rgb", "rgba", "colors", "Colors", "COLOR_0", "Color")
 
 
 def read_mesh(path: Path) -> pv.PolyData:
@@ -53,58 +59,17 @@ def read_mesh(path: Path) -> pv.PolyData:
     if isinstance(data, pv.MultiBlock):  # glTF scenes
         data = data.combine()
     if data is None or data.n_points == 0:
-        raise ValueError(f"{path.name} has no vertices: the file is empty or damaged; "
-                         "export it again")
+        raise ValueError(
+            f"{path.name} has no vertices: the file is empty or damaged; export it again"
+        )
     mesh = data if isinstance(data, pv.PolyData) else data.extract_surface()
-    colors = _vertex_colors(mesh)
+    colors = vertex_colors(mesh)
     if colors is not None:
         mesh.point_data[COLOR_ARRAY] = colors
         mesh.point_data.active_scalars_name = COLOR_ARRAY
     elif mesh.n_faces_strict > 0:
         mesh.compute_normals(cell_normals=False, split_vertices=False, inplace=True)
     return mesh
-
-
-def _vertex_colors(mesh: pv.PolyData) -> np.ndarray | None:
-    """uint8 [N, 3] colours from the first per-point colour array, or None."""
-    for name in _COLOR_NAMES:
-        if name not in mesh.point_data:
-            continue
-        arr = np.asarray(mesh.point_data[name])
-        if arr.ndim != 2 or arr.shape[1] not in (3, 4):
-            continue
-        rgb = arr[:, :3]
-        if rgb.dtype != np.uint8:
-            rgb = rgb.astype(np.float64)
-            scale = 255.0 if rgb.max(initial=0.0) <= 1.0 else 1.0
-            rgb = np.clip(np.round(rgb * scale), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(rgb)
-    return None
-
-
-def _fit_camera(camera, points: np.ndarray, aspect: float, view_angle: float = 30.0) -> None:
-    """Point a VTK camera at `points` [N, 3] from VIEW_DIRECTION, +Z up, so all of them fit.
-
-    aspect: viewport width / height; view_angle: vertical field of view in degrees.
-    """
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    center = 0.5 * (lo + hi)
-    az, el = VIEW_DIRECTION
-    back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-    right = np.cross([0.0, 0.0, 1.0], back)
-    right /= np.linalg.norm(right)
-    up = np.cross(back, right)
-    rel = points - center
-    x, y, z = rel @ right, rel @ up, rel @ back
-    tan_y = math.tan(math.radians(0.5 * view_angle))
-    tan_x = tan_y * aspect
-    margin = 1.1
-    dist = float(np.max(np.maximum(np.abs(x) * margin / tan_x, np.abs(y) * margin / tan_y) + z))
-    dist = max(dist, 0.5 * float(np.linalg.norm(hi - lo)), 1e-6)
-    camera.SetViewAngle(view_angle)
-    camera.SetFocalPoint(*center)
-    camera.SetPosition(*(center + dist * back))
-    camera.SetViewUp(*up)
 
 
 class _LoadSignals(QObject):
@@ -212,8 +177,10 @@ class MainWindow(QMainWindow):
         self.result_dock = QDockWidget("Result", self)
         self.result_dock.setObjectName("result_dock")
         self.result_dock.setWidget(self.result_tree)
-        self.result_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                                     | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.result_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.result_dock)
         self.resizeDocks([self.result_dock], [300], Qt.Orientation.Horizontal)
 
@@ -271,8 +238,12 @@ class MainWindow(QMainWindow):
     def is_loading(self) -> bool:
         """True while a mesh of the current source is still being read."""
         src = self.model.source
-        return (src is not None and src.mesh_path is not None and self.model.mesh_info is None
-                and self.model.mesh_error is None)
+        return (
+            src is not None
+            and src.mesh_path is not None
+            and self.model.mesh_info is None
+            and self.model.mesh_error is None
+        )
 
     def _start_mesh_load(self, path: Path) -> None:
         self._request += 1
@@ -286,17 +257,29 @@ class MainWindow(QMainWindow):
         if has_colors:
             # Baked colours already hold the shading: draw them unlit.
             self.mesh_actor = self.viewport.add_mesh(
-                mesh, scalars=COLOR_ARRAY, rgb=True, lighting=False, show_scalar_bar=False,
-                name="mesh", reset_camera=False, render=False)
+                mesh,
+                scalars=COLOR_ARRAY,
+                rgb=True,
+                lighting=False,
+                show_scalar_bar=False,
+                name="mesh",
+                reset_camera=False,
+                render=False,
+            )
         else:
             self.mesh_actor = self.viewport.add_mesh(
-                mesh, color=PLAIN_COLOR, specular=0.2, name="mesh", reset_camera=False,
-                render=False)
+                mesh, color=PLAIN_COLOR, specular=0.2, name="mesh", reset_camera=False, render=False
+            )
         self._apply_display()
         self._reset_camera()
-        self.model.set_mesh_info(MeshInfo(
-            n_points=int(mesh.n_points), n_cells=int(mesh.n_cells), has_colors=has_colors,
-            bounds=tuple(float(b) for b in mesh.bounds)))
+        self.model.set_mesh_info(
+            MeshInfo(
+                n_points=int(mesh.n_points),
+                n_cells=int(mesh.n_cells),
+                has_colors=has_colors,
+                bounds=tuple(float(b) for b in mesh.bounds),
+            )
+        )
         self.mesh_shown.emit(str(self.model.source.mesh_path))
 
     @Slot(int, str)
@@ -311,8 +294,13 @@ class MainWindow(QMainWindow):
         self.status_label.setText(message)
         self.load_failed.emit(message)
         if self.isVisible():
-            box = QMessageBox(QMessageBox.Icon.Warning, "ReconStudio", message,
-                              QMessageBox.StandardButton.Ok, self)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "ReconStudio",
+                message,
+                QMessageBox.StandardButton.Ok,
+                self,
+            )
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.open()  # window-modal but does not block the caller
 
@@ -344,8 +332,14 @@ class MainWindow(QMainWindow):
             else:
                 if frustums.n_points:
                     self.cameras_actor = self.viewport.add_mesh(
-                        frustums, color=FRUSTUM_COLOR, line_width=1.5, lighting=False,
-                        name="cameras", reset_camera=False, render=False)
+                        frustums,
+                        color=FRUSTUM_COLOR,
+                        line_width=1.5,
+                        lighting=False,
+                        name="cameras",
+                        reset_camera=False,
+                        render=False,
+                    )
         if source.mesh_path is not None:
             self._start_mesh_load(source.mesh_path)
         self._apply_display()
@@ -366,8 +360,10 @@ class MainWindow(QMainWindow):
         else:
             top = QTreeWidgetItem(tree, [KIND_LABELS[source.kind], str(source.path)])
             top.setToolTip(1, str(source.path))
-            for title, rows in (("Files", self.model.file_rows()),
-                                ("Geometry", self.model.geometry_rows())):
+            for title, rows in (
+                ("Files", self.model.file_rows()),
+                ("Geometry", self.model.geometry_rows()),
+            ):
                 if rows:
                     section = QTreeWidgetItem(tree, [title, ""])
                     for label, value in rows:
@@ -389,8 +385,10 @@ class MainWindow(QMainWindow):
                     item.setToolTip(1, note)
                 section.setExpanded(True)
         self.status_label.setText(self.model.status_text())
-        for action, checked in ((self.wireframe_action, self.model.wireframe),
-                                (self.cameras_action, self.model.show_cameras)):
+        for action, checked in (
+            (self.wireframe_action, self.model.wireframe),
+            (self.cameras_action, self.model.show_cameras),
+        ):
             if action.isChecked() != checked:
                 action.blockSignals(True)
                 action.setChecked(checked)
@@ -424,7 +422,7 @@ class MainWindow(QMainWindow):
         if bounds[0] <= bounds[1]:
             corners = np.array(list(itertools.product(bounds[0:2], bounds[2:4], bounds[4:6])))
             width, height = max(self.viewport.width(), 1), max(self.viewport.height(), 1)
-            _fit_camera(renderer.GetActiveCamera(), corners, width / height)
+            fit_camera(renderer.GetActiveCamera(), corners, width / height, margin=1.1)
             renderer.ResetCameraClippingRange()
         self.viewport.render()
 
@@ -433,17 +431,21 @@ class MainWindow(QMainWindow):
     def _on_open(self) -> None:
         patterns = " ".join(f"*{s}" for s in MESH_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a mesh, result or capture", self._dialog_dir(),
+            self,
+            "Open a mesh, result or capture",
+            self._dialog_dir(),
             f"Meshes, results and captures ({patterns} metrics.json transforms*.json);;"
             f"Meshes ({patterns});;Results and captures (metrics.json transforms*.json);;"
-            "All files (*)")
+            "All files (*)",
+        )
         if path:
             self.open_path(path)
 
     @Slot()
     def _on_open_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(
-            self, "Open a result folder or a capture", self._dialog_dir())
+            self, "Open a result folder or a capture", self._dialog_dir()
+        )
         if path:
             self.open_path(path)
 

@@ -47,13 +47,23 @@ def _load_mesh(path: Path):
     return mesh
 
 
-def _color_array(mesh) -> str | None:
-    """The name of the per-point colour array of a PLY read by VTK, if any."""
-    for name in ("RGB", "RGBA", "rgb", "rgba", "colors", "Colors"):
-        if name in mesh.point_data:
-            arr = mesh.point_data[name]
-            if arr.ndim == 2 and arr.shape[1] in (3, 4):
-                return name
+COLOR_NAMES = ("RGB", "RGBA", "rgb", "rgba", "colors", "Colors", "COLOR_0", "Color")
+
+
+def vertex_colors(mesh) -> np.ndarray | None:
+    """uint8 [N, 3] colours from the first per-point colour array of a mesh, or None."""
+    for name in COLOR_NAMES:
+        if name not in mesh.point_data:
+            continue
+        arr = np.asarray(mesh.point_data[name])
+        if arr.ndim != 2 or arr.shape[1] not in (3, 4):
+            continue
+        rgb = arr[:, :3]
+        if rgb.dtype != np.uint8:
+            rgb = rgb.astype(np.float64)
+            scale = 255.0 if rgb.max(initial=0.0) <= 1.0 else 1.0
+            rgb = np.clip(np.round(rgb * scale), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(rgb)
     return None
 
 
@@ -61,12 +71,8 @@ def _add_mesh(plotter, mesh) -> None:
     """Vertex colours unlit (they already hold the learned/baked radiance), else lit plain."""
     if mesh.n_points == 0:
         return
-    name = _color_array(mesh)
-    if name is not None:
-        colors = np.asarray(mesh.point_data[name])[:, :3]
-        if colors.dtype != np.uint8:
-            scale = 255.0 if colors.max(initial=0) <= 1.0 else 1.0
-            colors = np.clip(np.round(colors * scale), 0, 255).astype(np.uint8)
+    colors = vertex_colors(mesh)
+    if colors is not None:
         mesh = mesh.copy(deep=False)
         mesh.point_data["_rgb"] = colors
         plotter.add_mesh(mesh, scalars="_rgb", rgb=True, lighting=False, show_scalar_bar=False)
@@ -111,7 +117,8 @@ def camera_frustums(cameras_json: Path, depth: float | None = None):
     return pv.PolyData(np.concatenate(points), lines=np.array(lines).ravel())
 
 
-def _fit_camera(cam, points: np.ndarray, aspect: float, view_angle: float = 30.0) -> None:
+def fit_camera(cam, points: np.ndarray, aspect: float, view_angle: float = 30.0,
+               margin: float = 1.08) -> None:
     """Point a VTK camera at `points` [N, 3] from VIEW_DIRECTION so that all of them fit.
 
     aspect: viewport width / height; view_angle: vertical field of view in degrees.
@@ -127,7 +134,6 @@ def _fit_camera(cam, points: np.ndarray, aspect: float, view_angle: float = 30.0
     x, y, z = rel @ right, rel @ up, rel @ back
     tan_y = math.tan(math.radians(0.5 * view_angle))
     tan_x = tan_y * aspect
-    margin = 1.08
     dist = float(np.max(np.maximum(np.abs(x) * margin / tan_x, np.abs(y) * margin / tan_y) + z))
     extent = float(np.linalg.norm(hi - lo)) + 1e-6
     dist = max(dist, 0.5 * extent)
@@ -161,7 +167,7 @@ def _build(plotter, mesh_path, gt_mesh_path, cameras_json, titles=True) -> None:
     rows, cols = plotter.shape
     width, height = plotter.window_size
     plotter.subplot(0, 0)
-    _fit_camera(plotter.renderer.GetActiveCamera(), points, (width / cols) / (height / rows))
+    fit_camera(plotter.renderer.GetActiveCamera(), points, (width / cols) / (height / rows))
     plotter.renderer.camera_set = True
     if len(panels) > 1:
         plotter.link_views()
