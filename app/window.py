@@ -10,7 +10,6 @@ a reply to an older request (the user opened something else meanwhile) is droppe
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 
 import numpy as np

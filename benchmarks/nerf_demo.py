@@ -37,8 +37,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--train", type=int, default=48)
     args = ap.parse_args()
-    from render.demo_capture import make_demo_capture
     from reconstruction.cli import run_fit
+    from render.demo_capture import make_demo_capture
 
     with tempfile.TemporaryDirectory() as tmp:
         cap = make_demo_capture(Path(tmp) / "capture", size=args.size, n_train=args.train)

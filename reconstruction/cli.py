@@ -94,7 +94,13 @@ def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: in
             downscale: int, device: str, settings: dict[str, Any], quiet: bool = False,
             resume: str | None = None) -> dict[str, Any]:
     """Train in-process with a rich progress bar; returns the metrics. Raises UsageError."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from reconstruction import protocol as P
     from reconstruction.engine import Session
