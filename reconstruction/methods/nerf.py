@@ -103,7 +103,7 @@ class Nerf(Method):
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.field = RadianceField(cfg.field_config()).to(self.device)
         self.grid = OccupancyGrid(cfg.occupancy_resolution, threshold=0.01 * cfg.march_steps,
-                                  generator=torch.Generator().manual_seed(cfg.seed + 1))
+                                  generator=torch.Generator().manual_seed(cfg.seed + 1)).to(self.device)
         self.step_size = 1.0 / cfg.march_steps
         grid_params = list(self.field.encoding.parameters())
         mlp_params = [p for n, p in self.field.named_parameters() if not n.startswith("encoding.")]
@@ -122,16 +122,18 @@ class Nerf(Method):
         if train is None or len(train) == 0:
             train = np.arange(len(scene))
         cams = scene.cameras.subset(train)
+        dev = self.device
         self.train_c2w = torch.tensor(scene.normalization.c2w_to_unit(cams.c2w), dtype=torch.float32)
         self.train_k = torch.tensor(np.stack([cams.fx, cams.fy, cams.cx, cams.cy], 1), dtype=torch.float32)
-        self.train_rgb = torch.from_numpy(scene.images[train]).float().div_(255.0)  # [N, H, W, 3]
+        self.train_rgb = torch.from_numpy(scene.images[train]).to(dev).float().div_(255.0)  # [N, H, W, 3]
         self.train_alpha = None
         if scene.masks is not None:
             self.grid.carve(self.train_c2w.double().numpy(), self.train_k.double().numpy(),
                             scene.masks[train])
             if scene.alpha_composited and cfg.random_background:
-                self.train_alpha = torch.from_numpy(scene.masks[train]).float().div_(255.0)
-        self.bg = torch.tensor(self.background)
+                self.train_alpha = torch.from_numpy(scene.masks[train]).to(dev).float().div_(255.0)
+        self.train_c2w, self.train_k = self.train_c2w.to(dev), self.train_k.to(dev)
+        self.bg = torch.tensor(self.background, device=dev)
         test = scene.split.get("test")
         if test is None or len(test) == 0:
             test = scene.split.get("val", np.zeros(0, np.int64))
@@ -158,19 +160,20 @@ class Nerf(Method):
         n_img, h, w, _ = self.train_rgb.shape
         n = self.n_rays
         g = self.gen
-        img = torch.randint(n_img, (n,), generator=g)
-        py = torch.randint(h, (n,), generator=g)
-        px = torch.randint(w, (n,), generator=g)
+        dev = self.device
+        img = torch.randint(n_img, (n,), generator=g).to(dev)
+        py = torch.randint(h, (n,), generator=g).to(dev)
+        px = torch.randint(w, (n,), generator=g).to(dev)
         target = self.train_rgb[img, py, px]  # [n, 3]
-        u = px.float() + torch.rand(n, generator=g)
-        v = py.float() + torch.rand(n, generator=g)
+        u = px.float() + torch.rand(n, generator=g).to(dev)
+        v = py.float() + torch.rand(n, generator=g).to(dev)
         k = self.train_k[img]
         origins, dirs = pixel_rays(self.train_c2w[img], k[:, 0], k[:, 1], k[:, 2], k[:, 3], u, v)
         ray_ids, ts, deltas = march(origins, dirs, self.grid, self.step_size,
-                                    jitter=torch.rand(n, generator=g))
+                                    jitter=torch.rand(n, generator=g).to(dev))
         bg = self.bg.expand(n, 3)
         if self.train_alpha is not None:
-            bg = torch.rand(n, 3, generator=g)
+            bg = torch.rand(n, 3, generator=g).to(dev)
             a = self.train_alpha[img, py, px][:, None]
             target = target + (1.0 - a) * (bg - self.bg)
         pts = (origins[ray_ids] + ts[:, None] * dirs[ray_ids]).clamp(0.0, 1.0)
@@ -210,14 +213,14 @@ class Nerf(Method):
             if ray_ids.numel():
                 sigma, rgb = self.field(pts, d[ray_ids])
             else:
-                sigma, rgb = torch.zeros(0), torch.zeros(0, 3)
+                sigma, rgb = torch.zeros(0, device=o.device), torch.zeros(0, 3, device=o.device)
             r = composite(sigma, rgb, deltas, ts, ray_ids, o.shape[0], self.bg_tensor())
             for key in outs:
                 outs[key].append(r[key])
         return {k: torch.cat(v) for k, v in outs.items()}
 
     def bg_tensor(self) -> torch.Tensor:
-        return torch.tensor(np.asarray(self.background, np.float32))
+        return torch.tensor(np.asarray(self.background, np.float32), device=self.device)
 
     @torch.no_grad()
     def render(self, cameras: Cameras) -> np.ndarray:
@@ -233,7 +236,8 @@ class Nerf(Method):
             o, d = pixel_rays(c2w[i][None].expand(n, 4, 4), f * float(cameras.fx[i]),
                               f * float(cameras.fy[i]), f * float(cameras.cx[i]),
                               f * float(cameras.cy[i]), uu, vv)
-            images.append(self.render_rays(o, d)["rgb"].view(h, w, 3).clamp(0, 1).numpy())
+            o, d = o.to(self.device), d.to(self.device)
+            images.append(self.render_rays(o, d)["rgb"].view(h, w, 3).clamp(0, 1).cpu().numpy())
         return np.stack(images) if images else np.zeros((0, h, w, 3), np.float32)
 
     def evaluate(self, max_views: int | None = None) -> dict[str, float]:
@@ -252,15 +256,18 @@ class Nerf(Method):
     def extract_mesh(self, resolution: int) -> dict[str, np.ndarray]:
         """Coloured mesh (world coordinates) of the density level set ``mesh_threshold``."""
         cfg: NerfConfig = self.config
-        lo, hi = (b.numpy() for b in self.grid.bounds())
+        lo, hi = (b.cpu().numpy() for b in self.grid.bounds())
         pad = 1.0 / self.grid.res
         lo, hi = np.clip(lo - pad, 0, 1), np.clip(hi + pad, 0, 1)
         dilated = _dilate(self.grid.occupied, self.grid.res)
 
         def inside(p: torch.Tensor) -> torch.Tensor:
-            return dilated[self.grid.cell_index(p)]
+            return dilated[self.grid.cell_index(p.to(self.device))].cpu()
 
-        vol = sample_grid(self._density_unit, lo, hi, resolution, mask_fn=inside)
+        def density(p: torch.Tensor) -> torch.Tensor:
+            return self._density_unit(p.to(self.device)).cpu()
+
+        vol = sample_grid(density, lo, hi, resolution, mask_fn=inside)
         vol = solidify(vol, cfg.mesh_threshold)
         verts, faces = marching_cubes(vol, cfg.mesh_threshold, lo, hi)
         if len(verts) == 0:
@@ -268,12 +275,12 @@ class Nerf(Method):
                     "colors": np.zeros((0, 3), np.float32)}
         normals = vertex_normals(verts, faces)
         colors = []
-        vt, nt = torch.from_numpy(verts), torch.from_numpy(normals)
+        vt, nt = torch.from_numpy(verts).to(self.device), torch.from_numpy(normals).to(self.device)
         for p, nrm in zip(vt.split(65536), nt.split(65536), strict=True):
             # look at each vertex from just outside the surface, against its normal
             _, geo = self.field.density((p + nrm * 0.5 / resolution).clamp(0, 1))
             colors.append(self.field.color(geo, -nrm))
-        col = torch.cat(colors).clamp(0, 1).numpy()
+        col = torch.cat(colors).clamp(0, 1).cpu().numpy()
         world = self.normalization.to_world(verts).astype(np.float32)
         return {"vertices": world, "faces": faces, "colors": col.astype(np.float32)}
 
@@ -283,7 +290,7 @@ class Nerf(Method):
             res = cfg.preview_resolution if quality == "low" else cfg.mesh_resolution
             return self.extract_mesh(res)
         if kind == "points":
-            centers = self.grid.cell_centers()[self.grid.occupied].numpy()
+            centers = self.grid.cell_centers()[self.grid.occupied].cpu().numpy()
             return {"positions": self.normalization.to_world(centers).astype(np.float32)}
         if kind == "image" and self.scene is not None and len(self.scene):
             idx = self.test_idx[:1] if len(self.test_idx) else np.array([0])
@@ -303,7 +310,7 @@ class Nerf(Method):
     def state_dict(self) -> dict[str, Any]:
         assert self.normalization is not None
         return {
-            "field": self.field.state_dict(),
+            "field": {k: v.detach().cpu() for k, v in self.field.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "occupancy": self.grid.state_dict(),
             "step": self.step_count,

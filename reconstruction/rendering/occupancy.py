@@ -34,8 +34,19 @@ class OccupancyGrid:
         c = (pts * self.res).long().clamp_(0, self.res - 1)
         return (c[:, 0] * self.res + c[:, 1]) * self.res + c[:, 2]
 
+    def to(self, device: torch.device) -> OccupancyGrid:
+        """Move the grid to ``device`` (queries then take points on that device)."""
+        self.density = self.density.to(device)
+        self.allowed = self.allowed.to(device)
+        self.occupied = self.occupied.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.density.device
+
     def cell_centers(self) -> Tensor:  # [R^3, 3]
-        r = (torch.arange(self.res, dtype=torch.float32) + 0.5) / self.res
+        r = (torch.arange(self.res, dtype=torch.float32, device=self.device) + 0.5) / self.res
         g = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1)
         return g.reshape(-1, 3)
 
@@ -47,7 +58,7 @@ class OccupancyGrid:
         """Axis-aligned box [lo [3], hi [3]] around the occupied cells (unit cube)."""
         idx = self.occupied.nonzero()[:, 0]
         if idx.numel() == 0:
-            return torch.zeros(3), torch.zeros(3)
+            return torch.zeros(3, device=self.device), torch.zeros(3, device=self.device)
         ijk = torch.stack([idx // (self.res * self.res), (idx // self.res) % self.res, idx % self.res], -1)
         return ijk.amin(0).float() / self.res, (ijk.amax(0).float() + 1) / self.res
 
@@ -62,7 +73,7 @@ class OccupancyGrid:
         """Keep only cells whose centre lies inside every view's (dilated) mask."""
         import cv2
 
-        centers = self.cell_centers().numpy().astype(np.float64)
+        centers = self.cell_centers().cpu().numpy().astype(np.float64)
         keep = np.ones(len(centers), dtype=bool)
         kernel = np.ones((2 * dilate_px + 1, 2 * dilate_px + 1), np.uint8)
         half_cell = 0.5 * np.sqrt(3) / self.res
@@ -86,7 +97,7 @@ class OccupancyGrid:
             hit[inside] = m[vi[inside], ui[inside]]
             # a cell outside this view's frame is not evidence of emptiness
             keep &= hit | ~inside
-        self.allowed &= torch.from_numpy(keep)
+        self.allowed &= torch.from_numpy(keep).to(self.device)
         self.occupied &= self.allowed
 
     # -- updates ----------------------------------------------------------------------------
@@ -101,13 +112,13 @@ class OccupancyGrid:
         if cand.numel() == 0:
             return
         k = max(1, int(fraction * cand.numel())) if not warmup else cand.numel()
-        pick = cand[torch.randperm(cand.numel(), generator=self.gen)[:k]]
+        pick = cand[torch.randperm(cand.numel(), generator=self.gen)[:k].to(self.device)]
         occ = (self.occupied & self.allowed).nonzero()[:, 0]
         if occ.numel() and not warmup:
-            extra = occ[torch.randint(occ.numel(), (min(k, occ.numel()),), generator=self.gen)]
+            extra = occ[torch.randint(occ.numel(), (min(k, occ.numel()),), generator=self.gen).to(self.device)]
             pick = torch.unique(torch.cat([pick, extra]))
         ijk = torch.stack([pick // (self.res * self.res), (pick // self.res) % self.res, pick % self.res], -1)
-        pts = (ijk.float() + torch.rand(ijk.shape, generator=self.gen)) / self.res
+        pts = (ijk.float() + torch.rand(ijk.shape, generator=self.gen).to(self.device)) / self.res
         sig = torch.cat([density_fn(c) for c in pts.split(65536)])
         if self.updates == 0:
             self.density[pick] = sig.float()  # the first look replaces the "all occupied" start
@@ -121,13 +132,14 @@ class OccupancyGrid:
         self.occupied = (self.density > thr) & self.allowed
 
     def state_dict(self) -> dict:
-        return {"density": self.density.clone(), "allowed": self.allowed.clone(),
-                "occupied": self.occupied.clone(), "updates": self.updates}
+        return {"density": self.density.cpu().clone(), "allowed": self.allowed.cpu().clone(),
+                "occupied": self.occupied.cpu().clone(), "updates": self.updates}
 
     def load_state_dict(self, s: dict) -> None:
-        self.density = s["density"].clone()
-        self.allowed = s["allowed"].clone()
-        self.occupied = s["occupied"].clone()
+        dev = self.device
+        self.density = s["density"].clone().to(dev)
+        self.allowed = s["allowed"].clone().to(dev)
+        self.occupied = s["occupied"].clone().to(dev)
         self.updates = int(s.get("updates", 1))
         self.res = round(self.density.numel() ** (1 / 3))
 
@@ -141,6 +153,7 @@ def march(
     max_samples: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:  # ray_ids [S], ts [S], deltas [S]
     """Fixed-step samples along each ray, kept only in occupied cells; sorted by ray then t."""
+    dev = origins.device
     lo, hi = grid.bounds()
     t0, t1 = ray_aabb(origins, dirs, 0.0, 1.0)
     # clip to the occupied region's box: most rays then start right at the object
@@ -151,12 +164,13 @@ def march(
     hit = t1 > t0
     rays = hit.nonzero()[:, 0]
     if rays.numel() == 0:
-        e = torch.zeros(0)
-        return torch.zeros(0, dtype=torch.int64), e, e
+        e = torch.zeros(0, device=dev)
+        return torch.zeros(0, dtype=torch.int64, device=dev), e, e
     t0, t1 = t0[rays], t1[rays]
     n_steps = int(torch.ceil((t1 - t0).max() / step).item()) + 1
-    off = torch.zeros(rays.numel()) if jitter is None else jitter[rays]
-    ts = t0[:, None] + (torch.arange(n_steps, dtype=torch.float32)[None] + off[:, None]) * step
+    off = torch.zeros(rays.numel(), device=dev) if jitter is None else jitter[rays]
+    steps = torch.arange(n_steps, dtype=torch.float32, device=dev)
+    ts = t0[:, None] + (steps[None] + off[:, None]) * step
     valid = ts < t1[:, None]
     pts = origins[rays][:, None, :] + ts[..., None] * dirs[rays][:, None, :]
     valid &= grid.query(pts.reshape(-1, 3)).view(valid.shape)
@@ -164,4 +178,4 @@ def march(
     if max_samples is not None and r_idx.numel() > max_samples:
         r_idx, k_idx = r_idx[:max_samples], k_idx[:max_samples]
     ray_ids = rays[r_idx]
-    return ray_ids, ts[r_idx, k_idx], torch.full((ray_ids.numel(),), step)
+    return ray_ids, ts[r_idx, k_idx], torch.full((ray_ids.numel(),), step, device=dev)
