@@ -27,7 +27,7 @@ from reconstruction.extract.marching_cubes import (
     vertex_normals,
 )
 from reconstruction.extract.mesh_io import write_mesh
-from reconstruction.fields.radiance import RadianceField, RadianceFieldConfig
+from reconstruction.fields.radiance import RadianceField, grid_config
 from reconstruction.methods.base import Method, register
 from reconstruction.rendering.occupancy import OccupancyGrid, march
 from reconstruction.rendering.rays import pixel_rays
@@ -79,13 +79,6 @@ class NerfConfig:
     eval_chunk: int = 8192
     """Rays per chunk when rendering whole images."""
 
-    def field_config(self) -> RadianceFieldConfig:
-        return RadianceFieldConfig(
-            n_levels=self.n_levels, n_features_per_level=self.n_features_per_level,
-            log2_hashmap_size=self.log2_hashmap_size, base_resolution=self.base_resolution,
-            finest_resolution=self.finest_resolution, hidden=self.hidden,
-        )
-
 
 @register
 class Nerf(Method):
@@ -101,7 +94,9 @@ class Nerf(Method):
         self.device = torch.device(device)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.field = RadianceField(cfg.field_config()).to(self.device)
+        grid = grid_config(cfg.n_levels, cfg.n_features_per_level, cfg.log2_hashmap_size,
+                           cfg.base_resolution, cfg.finest_resolution)
+        self.field = RadianceField(grid, hidden=cfg.hidden).to(self.device)
         self.grid = OccupancyGrid(cfg.occupancy_resolution, threshold=0.01 * cfg.march_steps,
                                   generator=torch.Generator().manual_seed(cfg.seed + 1)).to(self.device)
         self.step_size = 1.0 / cfg.march_steps
