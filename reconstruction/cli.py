@@ -239,13 +239,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"{src}: no mesh in this result; run `recon fit DATA --method nerf --out {result}` first")
     out = Path(args.out) if args.out else result / f"mesh.{args.format}"
     mesh = trimesh.load(src, process=False)
+    colors = mesh.visual.vertex_colors[:, :3] if mesh.visual.kind == "vertex" else None
     if args.faces and len(mesh.faces) > args.faces:
-        mesh = mesh.simplify_quadric_decimation(face_count=args.faces)
+        from scipy.spatial import cKDTree
+
+        small = mesh.simplify_quadric_decimation(face_count=args.faces)
+        if colors is not None:  # decimation drops attributes: take the nearest original's
+            colors = colors[cKDTree(mesh.vertices).query(small.vertices)[1]]
+        mesh = small
     from reconstruction.extract.mesh_io import write_mesh
 
-    colors = None
-    if mesh.visual.kind == "vertex":
-        colors = mesh.visual.vertex_colors[:, :3]
     write_mesh(out, mesh.vertices, mesh.faces, colors)
     print(json.dumps({"out": str(out), "vertices": len(mesh.vertices), "faces": len(mesh.faces)}))
     return 0
