@@ -240,17 +240,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else result / f"mesh.{args.format}"
     mesh = trimesh.load(src, process=False)
     colors = mesh.visual.vertex_colors[:, :3] if mesh.visual.kind == "vertex" else None
-    if args.faces and len(mesh.faces) > args.faces:
-        from scipy.spatial import cKDTree
+    from reconstruction.extract.mesh_io import decimate, write_mesh
 
-        small = mesh.simplify_quadric_decimation(face_count=args.faces)
-        if colors is not None:  # decimation drops attributes: take the nearest original's
-            colors = colors[cKDTree(mesh.vertices).query(small.vertices)[1]]
-        mesh = small
-    from reconstruction.extract.mesh_io import write_mesh
-
-    write_mesh(out, mesh.vertices, mesh.faces, colors)
-    print(json.dumps({"out": str(out), "vertices": len(mesh.vertices), "faces": len(mesh.faces)}))
+    verts, faces, colors = decimate(mesh.vertices, mesh.faces, colors, args.faces or 0)
+    write_mesh(out, verts, faces, colors)
+    print(json.dumps({"out": str(out), "vertices": len(verts), "faces": len(faces)}))
     return 0
 
 
@@ -270,7 +264,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       downscale=1, device=args.device, settings={})
     preview = out / "preview.png"
     cmd = [sys.executable, "-m", "render.preview", str(result / "mesh.ply"), "--out", str(preview),
-           "--gt", str(capture / "gt" / "mesh.ply"), "--cameras", str(capture / "transforms_train.json")]
+           "--gt", str(capture / "gt" / "mesh.ply")]
     subprocess.run(cmd, check=True)
     console.print(f"[bold green]demo done[/]: test PSNR {metrics.get('test_psnr', float('nan')):.2f} dB "
                   f"after {metrics.get('steps')} steps ({metrics.get('seconds')} s)")

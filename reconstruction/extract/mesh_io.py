@@ -32,3 +32,26 @@ def write_mesh(
         f.write(data if isinstance(data, bytes) else data.encode())
     os.replace(tmp, path)
     return path
+
+
+def decimate(
+    vertices: np.ndarray,  # [V, 3]
+    faces: np.ndarray,  # [F, 3]
+    colors: np.ndarray | None,  # [V, C] per-vertex attributes (colours), or None
+    max_faces: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Quadric decimation (fast-simplification through trimesh) down to ``max_faces``.
+
+    Vertex colours follow: each kept vertex takes the colour of the nearest original vertex.
+    """
+    if max_faces <= 0 or len(faces) <= max_faces:
+        return vertices, faces, colors
+    from scipy.spatial import cKDTree
+
+    mesh = trimesh.Trimesh(vertices=np.asarray(vertices, np.float64), faces=np.asarray(faces),
+                           process=False)
+    small = mesh.simplify_quadric_decimation(face_count=int(max_faces))
+    new_colors = None
+    if colors is not None and len(colors):
+        new_colors = np.asarray(colors)[cKDTree(mesh.vertices).query(small.vertices)[1]]
+    return (np.asarray(small.vertices, np.float32), np.asarray(small.faces, np.int64), new_colors)

@@ -26,7 +26,7 @@ from reconstruction.extract.marching_cubes import (
     solidify,
     vertex_normals,
 )
-from reconstruction.extract.mesh_io import write_mesh
+from reconstruction.extract.mesh_io import decimate, write_mesh
 from reconstruction.fields.radiance import RadianceField, grid_config
 from reconstruction.methods.base import Method, register
 from reconstruction.rendering.occupancy import OccupancyGrid, march
@@ -74,6 +74,8 @@ class NerfConfig:
     """Marching-cubes grid for the exported mesh."""
     preview_resolution: int = 64
     """Marching-cubes grid for live mesh snapshots."""
+    mesh_max_faces: int = 400_000
+    """Exported meshes are decimated to at most this many faces (0: keep all)."""
     mesh_threshold: float = 20.0
     """Density (per unit-cube length) at which the mesh surface is extracted."""
     eval_chunk: int = 8192
@@ -298,7 +300,9 @@ class Nerf(Method):
     def export(self, out_dir: Path) -> dict[str, str]:
         out_dir = Path(out_dir)
         mesh = self.extract_mesh(self.config.mesh_resolution)
-        path = write_mesh(out_dir / "mesh.ply", mesh["vertices"], mesh["faces"], mesh["colors"])
+        verts, faces, colors = decimate(mesh["vertices"], mesh["faces"], mesh["colors"],
+                                        self.config.mesh_max_faces)
+        path = write_mesh(out_dir / "mesh.ply", verts, faces, colors)
         return {"mesh": str(path)}
 
     # -- state ----------------------------------------------------------------------------
