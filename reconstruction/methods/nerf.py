@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from reconstruction.data.scene import Cameras, Normalization, Scene
+from reconstruction.encoding.cpu_kernel import HashGridAdam
 from reconstruction.extract.marching_cubes import (
     marching_cubes,
     sample_grid,
@@ -70,6 +71,8 @@ class NerfConfig:
     """Finest hash-grid resolution."""
     hidden: int = 64
     """MLP width."""
+    grid_backend: str = "auto"
+    """Hash-grid implementation: auto, cpu (fused C kernel), torch, reference, tcnn (CUDA)."""
     mesh_resolution: int = 256
     """Marching-cubes grid for the exported mesh."""
     preview_resolution: int = 64
@@ -98,16 +101,16 @@ class Nerf(Method):
         self.gen = torch.Generator().manual_seed(cfg.seed)
         grid = grid_config(cfg.n_levels, cfg.n_features_per_level, cfg.log2_hashmap_size,
                            cfg.base_resolution, cfg.finest_resolution)
-        self.field = RadianceField(grid, hidden=cfg.hidden).to(self.device)
+        self.field = RadianceField(grid, hidden=cfg.hidden, backend=cfg.grid_backend).to(self.device)
         self.grid = OccupancyGrid(cfg.occupancy_resolution, threshold=0.01 * cfg.march_steps,
                                   generator=torch.Generator().manual_seed(cfg.seed + 1)).to(self.device)
         self.step_size = 1.0 / cfg.march_steps
-        grid_params = list(self.field.encoding.parameters())
         mlp_params = [p for n, p in self.field.named_parameters() if not n.startswith("encoding.")]
-        self.optimizer = torch.optim.Adam(
-            [{"params": grid_params}, {"params": mlp_params, "weight_decay": 1e-6}],
-            lr=cfg.lr, betas=(0.9, 0.99), eps=1e-15,
-        )
+        # the table gets a sparse Adam (only entries hit this step move), the MLPs plain Adam
+        self.grid_optimizer = HashGridAdam(self.field.encoding, lr=cfg.lr, betas=(0.9, 0.99), eps=1e-15)
+        self.mlp_optimizer = torch.optim.Adam(mlp_params, lr=cfg.lr, betas=(0.9, 0.99), eps=1e-15,
+                                              weight_decay=1e-6)
+        self.optimizers = (self.grid_optimizer, self.mlp_optimizer)
         self.n_rays = 1024
         self.scene = scene
         if scene is None:
@@ -151,8 +154,9 @@ class Nerf(Method):
         if self.step_count >= cfg.occupancy_warmup and self.step_count % cfg.occupancy_interval == 0:
             warm = self.step_count < 4 * cfg.occupancy_warmup
             self.grid.update(self._density_unit, fraction=1.0 if warm else 0.25)
-        for g in self.optimizer.param_groups:
-            g["lr"] = cfg.lr * self._lr_factor()
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * self._lr_factor()
 
         n_img, h, w, _ = self.train_rgb.shape
         n = self.n_rays
@@ -177,10 +181,12 @@ class Nerf(Method):
         sigma, rgb = self.field(pts, dirs[ray_ids])
         out = composite(sigma, rgb, deltas, ts, ray_ids, n, bg)
         loss = F.mse_loss(out["rgb"], target)
-        self.optimizer.zero_grad(set_to_none=True)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()
-            self.optimizer.step()
+            for opt in self.optimizers:
+                opt.step()
         n_samples = int(ray_ids.numel())
         # adapt the batch so each step evaluates about target_samples points
         per_ray = max(n_samples / n, 1.0)
@@ -310,7 +316,8 @@ class Nerf(Method):
         assert self.normalization is not None
         return {
             "field": {k: v.detach().cpu() for k, v in self.field.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            "grid_optimizer": self.grid_optimizer.state_dict(),
+            "mlp_optimizer": self.mlp_optimizer.state_dict(),
             "occupancy": self.grid.state_dict(),
             "step": self.step_count,
             "n_rays": self.n_rays,
@@ -324,8 +331,9 @@ class Nerf(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.field.load_state_dict(state["field"])
-        if "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
+        if "grid_optimizer" in state:
+            self.grid_optimizer.load_state_dict(state["grid_optimizer"])
+            self.mlp_optimizer.load_state_dict(state["mlp_optimizer"])
         self.grid.load_state_dict(state["occupancy"])
         self.step_count = int(state["step"])
         self.n_rays = int(state.get("n_rays", self.n_rays))
