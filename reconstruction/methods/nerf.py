@@ -21,6 +21,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from reconstruction.data.scene import Cameras, Normalization, Scene
 from reconstruction.encoding.cpu_kernel import HashGridAdam
+from reconstruction.extract.carving import visibility
 from reconstruction.extract.marching_cubes import (
     marching_cubes,
     sample_grid,
@@ -207,8 +208,9 @@ class Nerf(Method):
     # -- rendering ------------------------------------------------------------------------
     @torch.no_grad()
     def render_rays(self, origins: torch.Tensor, dirs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """origins, dirs: [R, 3] in the unit cube -> rgb [R, 3], opacity [R], depth [R]."""
-        outs: dict[str, list] = {"rgb": [], "opacity": [], "depth": []}
+        """origins, dirs: [R, 3] in the unit cube -> rgb [R, 3], opacity [R], depth [R],
+        median_depth [R]."""
+        outs: dict[str, list] = {"rgb": [], "opacity": [], "depth": [], "median_depth": []}
         for o, d in zip(origins.split(self.config.eval_chunk), dirs.split(self.config.eval_chunk),
                         strict=True):
             ray_ids, ts, deltas = march(o, d, self.grid, self.step_size)
@@ -256,8 +258,39 @@ class Nerf(Method):
 
     # -- outputs --------------------------------------------------------------------------
     @torch.no_grad()
-    def extract_mesh(self, resolution: int) -> dict[str, np.ndarray]:
-        """Coloured mesh (world coordinates) of the density level set ``mesh_threshold``."""
+    def depth_maps(self, max_views: int = 24, max_size: int = 128):
+        """Rendered (median) distance and opacity of up to ``max_views`` training views.
+
+        Returns (c2w [V, 4, 4], intrinsics [V, 4], depth [V, h, w], opacity [V, h, w]).
+        """
+        idx = np.linspace(0, self.train_c2w.shape[0] - 1, min(max_views, self.train_c2w.shape[0]))
+        idx = np.unique(idx.round().astype(np.int64))
+        _, h0, w0, _ = self.train_rgb.shape
+        f = min(1.0, max_size / max(h0, w0))
+        w, h = max(1, round(w0 * f)), max(1, round(h0 * f))
+        k = self.train_k[idx].cpu().double().numpy() * np.array([w / w0, h / h0, w / w0, h / h0])
+        c2w = self.train_c2w[idx].cpu().double().numpy()
+        vv, uu = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        uu, vv = uu.reshape(-1).float(), vv.reshape(-1).float()
+        depths, alphas = [], []
+        for i in range(len(idx)):
+            one = torch.ones_like(uu)
+            o, d = pixel_rays(torch.tensor(c2w[i], dtype=torch.float32)[None].expand(uu.numel(), 4, 4),
+                              one * k[i, 0], one * k[i, 1], one * k[i, 2], one * k[i, 3], uu, vv)
+            r = self.render_rays(o.to(self.device), d.to(self.device))
+            alpha = r["opacity"].cpu()
+            depths.append(r["median_depth"].cpu().view(h, w).numpy())
+            alphas.append(alpha.view(h, w).numpy())
+        return c2w, k, np.stack(depths), np.stack(alphas)
+
+    @torch.no_grad()
+    def extract_mesh(self, resolution: int, carve: bool = False) -> dict[str, np.ndarray]:
+        """Coloured mesh (world coordinates) of the density level set ``mesh_threshold``.
+
+        With ``carve`` (exports), space the training views see through is emptied and space
+        behind the surface in every view is filled first (see extract/carving.py), which
+        removes inner shells and floaters.
+        """
         cfg: NerfConfig = self.config
         lo, hi = (b.cpu().numpy() for b in self.grid.bounds())
         pad = 1.0 / self.grid.res
@@ -271,6 +304,8 @@ class Nerf(Method):
             return self._density_unit(p.to(self.device)).cpu()
 
         vol = sample_grid(density, lo, hi, resolution, mask_fn=inside)
+        if carve and self.scene is not None:
+            vol = self._carve(vol, lo, hi)
         vol = solidify(vol, cfg.mesh_threshold)
         verts, faces = marching_cubes(vol, cfg.mesh_threshold, lo, hi)
         if len(verts) == 0:
@@ -287,11 +322,30 @@ class Nerf(Method):
         world = self.normalization.to_world(verts).astype(np.float32)
         return {"vertices": world, "faces": faces, "colors": col.astype(np.float32)}
 
+    def _carve(self, vol: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """vol: [R, R, R] density on the grid spanning [lo, hi] (unit cube) -> carved copy."""
+        level = self.config.mesh_threshold
+        res = vol.shape[0]
+        rc = min(res, 128)
+        axes = [np.linspace(lo[i], hi[i], rc) for i in range(3)]
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        c2w, k, depth, alpha = self.depth_maps()
+        margin = 2.0 * float(np.max(hi - lo)) / (rc - 1)
+        free, solid = visibility(pts, c2w, k, depth, alpha, margin)
+        pick = np.round(np.arange(res) * (rc - 1) / max(res - 1, 1)).astype(np.int64)
+        free = free.reshape(rc, rc, rc)[np.ix_(pick, pick, pick)]
+        solid = solid.reshape(rc, rc, rc)[np.ix_(pick, pick, pick)]
+        out = vol.copy()
+        out[free] = np.minimum(out[free], 0.5 * level)
+        out[solid] = np.maximum(out[solid], 2.0 * level)
+        return out
+
     def snapshot(self, kind: str, quality: str = "low") -> dict[str, np.ndarray] | None:
         cfg: NerfConfig = self.config
         if kind == "mesh":
-            res = cfg.preview_resolution if quality == "low" else cfg.mesh_resolution
-            return self.extract_mesh(res)
+            if quality == "low":
+                return self.extract_mesh(cfg.preview_resolution)
+            return self.extract_mesh(cfg.mesh_resolution, carve=True)
         if kind == "points":
             centers = self.grid.cell_centers()[self.grid.occupied].cpu().numpy()
             return {"positions": self.normalization.to_world(centers).astype(np.float32)}
@@ -305,7 +359,7 @@ class Nerf(Method):
 
     def export(self, out_dir: Path) -> dict[str, str]:
         out_dir = Path(out_dir)
-        mesh = self.extract_mesh(self.config.mesh_resolution)
+        mesh = self.extract_mesh(self.config.mesh_resolution, carve=True)
         verts, faces, colors = decimate(mesh["vertices"], mesh["faces"], mesh["colors"],
                                         self.config.mesh_max_faces)
         path = write_mesh(out_dir / "mesh.ply", verts, faces, colors)

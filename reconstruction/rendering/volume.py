@@ -38,13 +38,21 @@ def composite(
     n_rays: int,
     background: Tensor,  # [3] or [R, 3]
 ) -> dict[str, Tensor]:
-    """Returns rgb [R, 3] (composited on background), opacity [R], depth [R], weights [S]."""
+    """Returns rgb [R, 3] (composited on background), opacity [R], depth [R] (expected
+    distance, weighted by opacity), median_depth [R] (where the opacity reaches 1/2; inf if
+    it never does) and weights [S]."""
     tau = sigmas * deltas
     alpha = 1.0 - torch.exp(-tau)
-    weights = transmittance(tau, ray_ids, n_rays) * alpha
+    trans = transmittance(tau, ray_ids, n_rays)
+    weights = trans * alpha
     rgb = torch.zeros(n_rays, 3, dtype=rgbs.dtype, device=rgbs.device)
     rgb = rgb.index_add(0, ray_ids, weights[:, None] * rgbs)
     opacity = torch.zeros(n_rays, dtype=rgbs.dtype, device=rgbs.device).index_add(0, ray_ids, weights)
     depth = torch.zeros(n_rays, dtype=rgbs.dtype, device=rgbs.device).index_add(0, ray_ids, weights * ts)
     rgb = rgb + (1.0 - opacity)[:, None] * background
-    return {"rgb": rgb, "opacity": opacity, "depth": depth, "weights": weights}
+    with torch.no_grad():
+        crossed = (trans * (1.0 - alpha)) <= 0.5  # transmittance after the sample
+        median = torch.full((n_rays,), float("inf"), dtype=ts.dtype, device=ts.device)
+        median = median.scatter_reduce(0, ray_ids[crossed], ts[crossed], reduce="amin")
+    return {"rgb": rgb, "opacity": opacity, "depth": depth, "median_depth": median,
+            "weights": weights}
