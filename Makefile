@@ -12,7 +12,7 @@ setup: system-deps $(STAMP)
 system-deps:
 	@bash packaging/install-system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py reconstruction/encoding/_hashgrid_cpu.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the CPU build that ships as a local wheel; see README for CUDA.
