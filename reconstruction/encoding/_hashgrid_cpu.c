@@ -281,34 +281,38 @@ static void backward_input_range(const Layout *L, const float *x, const float *t
     }
 }
 
-/* ---- sparse Adam over the touched entries of levels l0, l0 + lstep, ... -------------------
- * Entries in flagged groups whose gradient is non-zero get an Adam update with the global
- * step's bias correction; their gradient is then cleared (the flags are cleared by the
- * caller once every thread is done). Untouched entries keep their parameters and moments
+/* ---- sparse Adam over the touched parameters of levels l0, l0 + lstep, ... ----------------
+ * In flagged groups, parameters whose gradient is non-zero get an Adam update with the
+ * global step's bias correction; gradients are then cleared (the flags are cleared by the
+ * caller once every thread is done). Untouched parameters keep their values and moments
  * (instant-ngp's approximation: no moment decay without gradient). */
 static void adam_levels(const Layout *L, float *params, float *grad, float *m, float *v,
                         const uint8_t *touched, float lr, float b1, float b2, float eps,
                         float bc1, float bc2, float weight_decay, int l0, int lstep) {
     const int nf = L->n_feat, nl = L->n_levels;
     const int64_t group = (int64_t)1 << TOUCH_SHIFT;
+    const float step = lr / bc1, inv_bc2 = 1.0f / bc2;
     for (int l = l0; l < nl; l += lstep) {
         const int64_t e0 = L->offsets[l], e1 = e0 + L->sizes[l];
-        for (int64_t e = e0; e < e1; ++e) {
-            if (!touched[e >> TOUCH_SHIFT]) { /* skip to the next group */
-                e = ((e >> TOUCH_SHIFT) + 1) * group - 1;
-                continue;
+        for (int64_t g0 = e0; g0 < e1;) {
+            const int64_t g1 = ((g0 >> TOUCH_SHIFT) + 1) * group < e1 ? ((g0 >> TOUCH_SHIFT) + 1) * group : e1;
+            if (touched[g0 >> TOUCH_SHIFT]) {
+                /* branch-free over the group's parameters so the loop vectorises; a
+                 * parameter whose gradient is exactly zero keeps its value and moments */
+                for (int64_t q = g0 * nf; q < g1 * nf; ++q) {
+                    const float g = grad[q];
+                    const int hit = g != 0.0f;
+                    const float gw = g + weight_decay * params[q];
+                    const float mq = b1 * m[q] + (1.0f - b1) * gw;
+                    const float vq = b2 * v[q] + (1.0f - b2) * gw * gw;
+                    const float pq = params[q] - step * mq / (sqrtf(vq * inv_bc2) + eps);
+                    m[q] = hit ? mq : m[q];
+                    v[q] = hit ? vq : v[q];
+                    params[q] = hit ? pq : params[q];
+                    grad[q] = 0.0f;
+                }
             }
-            int any = 0;
-            for (int f = 0; f < nf; ++f) any |= grad[e * nf + f] != 0.0f;
-            if (!any) continue;
-            for (int f = 0; f < nf; ++f) {
-                const int64_t q = e * nf + f;
-                const float g = grad[q] + weight_decay * params[q];
-                grad[q] = 0.0f;
-                m[q] = b1 * m[q] + (1.0f - b1) * g;
-                v[q] = b2 * v[q] + (1.0f - b2) * g * g;
-                params[q] -= lr * (m[q] / bc1) / (sqrtf(v[q] / bc2) + eps);
-            }
+            g0 = g1;
         }
     }
 }
