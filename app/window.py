@@ -308,8 +308,11 @@ class MainWindow(QMainWindow):
         if change == "source":
             self._show_source()
         elif change == "display":
+            # display toggles change no panel content: only the actions and the status line
             self._apply_display()
             self.viewport.render()
+            self._refresh_actions()
+            return
         self._refresh_panels()
 
     def _show_source(self) -> None:
@@ -383,6 +386,9 @@ class MainWindow(QMainWindow):
                     item = QTreeWidgetItem(section, ["", note])
                     item.setToolTip(1, note)
                 section.setExpanded(True)
+        self._refresh_actions()
+
+    def _refresh_actions(self) -> None:
         self.status_label.setText(self.model.status_text())
         for action, checked in (
             (self.wireframe_action, self.model.wireframe),
