@@ -109,12 +109,6 @@ def level_layout(n_input_dims: int, cfg: HashGridConfig) -> LevelLayout:
     return LevelLayout(tuple(scales), tuple(resolutions), tuple(sizes), tuple(offsets), tuple(hashed))
 
 
-def corner_offsets(n_input_dims: int, device=None) -> Tensor:
-    """[2^d, d] int64 binary corner offsets, corner k has bit i set -> +1 along dim i."""
-    k = torch.arange(1 << n_input_dims, device=device)
-    return torch.stack([(k >> i) & 1 for i in range(n_input_dims)], dim=-1)
-
-
 def grid_index(
     corners: Tensor,  # [..., d] int64 grid coordinates of cell corners (>= 0)
     resolution: int,
@@ -172,7 +166,6 @@ class HashGrid(nn.Module):
             n_input_dims, cfg.n_features_per_level, self.layout.scales, self.layout.resolutions,
             self.layout.sizes, self.layout.offsets, self.layout.hashed)
         self.backend = backend
-        self.register_buffer("_corners", corner_offsets(n_input_dims), persistent=False)
 
     @property
     def n_params(self) -> int:

@@ -102,8 +102,7 @@ class OccupancyGrid:
 
     # -- updates ----------------------------------------------------------------------------
     @torch.no_grad()
-    def update(self, density_fn: Callable[[Tensor], Tensor], fraction: float = 0.25,
-               warmup: bool = False) -> None:
+    def update(self, density_fn: Callable[[Tensor], Tensor], fraction: float = 0.25) -> None:
         """Decay the running densities and refresh a random subset of cells.
 
         density_fn: points [N, 3] in the unit cube -> density [N].
@@ -111,10 +110,10 @@ class OccupancyGrid:
         cand = self.allowed.nonzero()[:, 0]
         if cand.numel() == 0:
             return
-        k = max(1, int(fraction * cand.numel())) if not warmup else cand.numel()
+        k = max(1, min(cand.numel(), int(fraction * cand.numel())))
         pick = cand[torch.randperm(cand.numel(), generator=self.gen)[:k].to(self.device)]
         occ = (self.occupied & self.allowed).nonzero()[:, 0]
-        if occ.numel() and not warmup:
+        if occ.numel() and fraction < 1.0:
             extra = occ[torch.randint(occ.numel(), (min(k, occ.numel()),), generator=self.gen).to(self.device)]
             pick = torch.unique(torch.cat([pick, extra]))
         ijk = torch.stack([pick // (self.res * self.res), (pick // self.res) % self.res, pick % self.res], -1)
@@ -150,7 +149,6 @@ def march(
     grid: OccupancyGrid,
     step: float,
     jitter: Tensor | None = None,  # [R] in [0, 1): per-ray sample offset (training)
-    max_samples: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:  # ray_ids [S], ts [S], deltas [S]
     """Fixed-step samples along each ray, kept only in occupied cells; sorted by ray then t."""
     dev = origins.device
@@ -175,7 +173,5 @@ def march(
     pts = origins[rays][:, None, :] + ts[..., None] * dirs[rays][:, None, :]
     valid &= grid.query(pts.reshape(-1, 3)).view(valid.shape)
     r_idx, k_idx = valid.nonzero(as_tuple=True)
-    if max_samples is not None and r_idx.numel() > max_samples:
-        r_idx, k_idx = r_idx[:max_samples], k_idx[:max_samples]
     ray_ids = rays[r_idx]
     return ray_ids, ts[r_idx, k_idx], torch.full((ray_ids.numel(),), step, device=dev)
