@@ -133,10 +133,12 @@ def grid_index(
 class HashGrid(nn.Module):
     """Multi-resolution hash encoding: [N, d] points in [0, 1] -> [N, n_levels * F] features.
 
-    ``backend``: "auto" (the fused C kernel on the CPU when it was built, else "torch"),
+    ``backend``: "auto" ("tcnn" when a CUDA device and tinycudann are present and d is 2-4,
+    else "cpu" when the fused C kernel was built, else "torch"), "tcnn" (tinycudann's CUDA
+    kernel, :mod:`reconstruction.encoding.tcnn_backend`; ``params`` then live on the GPU),
     "cpu" (the fused C kernel, :mod:`reconstruction.encoding.cpu_kernel`), "torch" (this
     module's vectorised PyTorch implementation) or "reference" (the plain per-level PyTorch
-    version, kept for tests).
+    version, kept for tests). All backends share one parameter layout and ``state_dict``.
     """
 
     def __init__(self, n_input_dims: int, config: dict | HashGridConfig | None = None,
@@ -153,15 +155,24 @@ class HashGrid(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         # tinycudann initialises the tables uniformly in [-1e-4, 1e-4]
         self.params = nn.Parameter(torch.rand(n_params, generator=gen) * 2e-4 - 1e-4)
-        from reconstruction.encoding import cpu_kernel
+        from reconstruction.encoding import cpu_kernel, tcnn_backend
 
         if backend == "auto":
-            backend = "cpu" if cpu_kernel.available() else "torch"
-        if backend not in ("cpu", "torch", "reference"):
-            raise ValueError(f"unknown HashGrid backend {backend!r}; use 'auto', 'cpu', 'torch' or 'reference'")
+            if n_input_dims in tcnn_backend.TCNN_GRID_DIMS and tcnn_backend.tcnn_available():
+                backend = "tcnn"
+            else:
+                backend = "cpu" if cpu_kernel.available() else "torch"
+        if backend not in ("tcnn", "cpu", "torch", "reference"):
+            raise ValueError(f"unknown HashGrid backend {backend!r}; "
+                             "use 'auto', 'tcnn', 'cpu', 'torch' or 'reference'")
         if backend == "cpu" and not cpu_kernel.available():
             raise RuntimeError("the fused CPU hash-grid kernel was not built (no C compiler at install "
                                "time?); reinstall with a compiler or use backend='torch'")
+        self._tcnn = None
+        if backend == "tcnn":
+            tcnn_backend.require_tcnn()  # RuntimeError naming what is missing (CUDA, tinycudann)
+            self.params = nn.Parameter(self.params.detach().to("cuda"))
+            self._tcnn = tcnn_backend.TcnnHashGrid(n_input_dims, cfg, self.params, seed=seed)
         self._levels = cpu_kernel.LevelTensors(
             n_input_dims, cfg.n_features_per_level, self.layout.scales, self.layout.resolutions,
             self.layout.sizes, self.layout.offsets, self.layout.hashed)
@@ -181,12 +192,22 @@ class HashGrid(nn.Module):
         if x.shape[-1] != self.n_input_dims:
             raise ValueError(f"expected points [N, {self.n_input_dims}], got {tuple(x.shape)}")
         x = x.to(torch.float32)
+        if self.backend == "tcnn" and self.params.is_cuda:
+            # tinycudann on the GPU: x is moved to params' device and clamped to [0, 1]
+            return self._tcnn(x, self.params)
         if self.backend == "reference":
             return hashgrid_reference(x, self.params, self.n_input_dims, self.cfg)
-        if self.backend == "cpu" and not x.is_cuda:
-            from reconstruction.encoding.cpu_kernel import HashGridCPU
+        if self.backend in ("cpu", "tcnn") and not x.is_cuda and not self.params.is_cuda:
+            # the C kernel; also a "tcnn" grid that was moved to the CPU with .cpu()
+            from reconstruction.encoding import cpu_kernel
 
-            return HashGridCPU.apply(x, self.params, self._levels)
+            if cpu_kernel.available():
+                return cpu_kernel.HashGridCPU.apply(x, self.params, self._levels)
+        # vectorised torch path (any device): keep its cached level tensors on x's device
+        if not hasattr(self, "_lvl") or self._scales.device != x.device:
+            self._build_level_tensors()
+            for name in ("_scales", "_primes", "_strides", "_hashed", "_sizes", "_offsets"):
+                setattr(self, name, getattr(self, name).to(x.device))
         idx, w = self.indices_and_weights(x)
         return _HashGridGather.apply(self.params, idx, w, self.cfg.n_features_per_level)
 
