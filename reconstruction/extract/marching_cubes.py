@@ -83,7 +83,9 @@ def marching_cubes(
 
     With ``inside_is_greater`` (densities) the object is where values exceed ``level``;
     otherwise (signed distances) where they fall below it. Faces wind counter-clockwise seen
-    from outside. Returns empty arrays when the level is not crossed.
+    from outside, so a closed surface has positive volume. Vertices are unique positions
+    (see ``weld``), so a closed surface stays closed in formats without shared vertices
+    (STL). Returns empty arrays when the level is not crossed.
     """
     vmin, vmax = float(np.nanmin(volume)), float(np.nanmax(volume))
     if not (vmin < level < vmax):
@@ -91,10 +93,43 @@ def marching_cubes(
     vol = volume if inside_is_greater else -volume
     lvl = level if inside_is_greater else -level
     spacing = (np.asarray(hi, float) - np.asarray(lo, float)) / (np.array(volume.shape) - 1)
+    # scikit-image's "ascent" winds faces counter-clockwise seen from the lower values, which
+    # here (object where vol > lvl) is outside
     verts, faces, _, _ = measure.marching_cubes(vol, lvl, spacing=tuple(spacing),
-                                                gradient_direction="descent")
-    verts = verts + np.asarray(lo, float)
-    return verts.astype(np.float32), faces.astype(np.int64)
+                                                gradient_direction="ascent")
+    verts = (verts + np.asarray(lo, float)).astype(np.float32)
+    return weld(verts, faces.astype(np.int64))
+
+
+def weld(
+    verts: np.ndarray,  # [V, 3]
+    faces: np.ndarray,  # [F, 3] indices into verts
+) -> tuple[np.ndarray, np.ndarray]:  # vertices [V', 3], faces [F', 3] int64
+    """Merge vertices at exactly the same position and drop the faces that collapse.
+
+    Where the surface passes exactly through grid points, marching cubes puts several
+    vertices at the same place and makes zero-area triangles between them. The mesh is closed
+    by index but not by position, and formats that store positions only (STL), or readers
+    that merge them, would see holes. Faces that lose a corner are dropped, and so are pairs
+    of faces on the same three vertices (back-to-back slivers). Nothing changes (order
+    included) when all positions are distinct.
+    """
+    if len(verts) == 0:
+        return verts, faces
+    uniq, first, inverse = np.unique(verts, axis=0, return_index=True, return_inverse=True)
+    if len(uniq) == len(verts):
+        return verts, faces
+    # keep the surviving vertices in their original order
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    faces = rank[inverse.reshape(-1)][faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
+                  & (faces[:, 0] != faces[:, 2])]
+    _, tri_inverse, counts = np.unique(np.sort(faces, axis=1), axis=0, return_inverse=True,
+                                       return_counts=True)
+    faces = faces[counts[tri_inverse.reshape(-1)] == 1]
+    return verts[first[order]], faces.astype(np.int64)
 
 
 def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:  # [V, 3] unit, outward
