@@ -17,7 +17,9 @@ What each format keeps (read back with ``trimesh.load(path, process=False)``):
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -48,8 +50,9 @@ def mesh_bytes(
     """The file contents of the mesh in ``file_type`` (ply, obj, glb, stl).
 
     Vertices and faces are written as given (no merging, reordering or clean-up), so
-    per-vertex colours stay attached to their vertices. Raises ValueError on an unknown
-    format, an empty mesh, non-finite positions or out-of-range face indices.
+    per-vertex colours stay attached to their vertices. A mesh without faces (a field that
+    has no surface yet) gives a valid empty file. Raises ValueError on an unknown format,
+    non-finite positions or out-of-range face indices.
     """
     fmt = file_type.lower().lstrip(".")
     if fmt not in MESH_FORMATS:
@@ -59,7 +62,7 @@ def mesh_bytes(
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
         raise ValueError(f"expected vertices [V, 3] and faces [F, 3], got {v.shape} and {f.shape}")
     if len(f) == 0:
-        raise ValueError("the mesh has no faces; there is nothing to export")
+        return _empty(fmt)
     if not np.isfinite(v).all():
         raise ValueError("the mesh has non-finite vertex positions")
     if not np.issubdtype(f.dtype, np.integer) or f.min() < 0 or f.max() >= len(v):
@@ -76,6 +79,20 @@ def mesh_bytes(
     else:
         data = mesh.export(file_type=fmt)
     return data if isinstance(data, bytes) else data.encode()
+
+
+def _empty(fmt: str) -> bytes:
+    """A valid file of ``fmt`` holding no triangles."""
+    if fmt == "glb":  # a scene without meshes: header and JSON chunk only
+        doc = json.dumps({"asset": {"version": "2.0", "generator": "ReconStudio"},
+                          "scene": 0, "scenes": [{"nodes": []}]}).encode()
+        doc += b" " * (-len(doc) % 4)
+        return struct.pack("<4sII", b"glTF", 2, 20 + len(doc)) + struct.pack(
+            "<II", len(doc), 0x4E4F534A) + doc
+    if fmt == "obj":
+        return b"# empty mesh\n"
+    empty = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), process=False)
+    return empty.export(file_type=fmt)
 
 
 def write_mesh(
