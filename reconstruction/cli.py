@@ -3,7 +3,7 @@
     recon info DATA                      what was detected in a capture
     recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
     recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
-    recon export DIR --format ply|obj|glb|stl [--out FILE]
+    recon export DIR --format ply|obj|glb|stl [--faces N] [--out FILE]
     recon demo [--out DIR]               build the demo capture, reconstruct it, show it
 
 Bad input ends with one line on stderr (which file, what is wrong, what to do) and exit 2.
@@ -230,21 +230,72 @@ def cmd_render(args: argparse.Namespace) -> int:
 # -- export --------------------------------------------------------------------------------------
 
 
+def _export_target(result: Path, out: str | None, fmt: str | None, faces: int | None,
+                   formats: tuple[str, ...]) -> tuple[Path, str]:
+    """Where `recon export` writes and in which format (--format, else --out's suffix, else ply)."""
+    suffix = Path(out).suffix.lower().lstrip(".") if out else ""
+    if fmt and suffix in formats and suffix != fmt:
+        raise UsageError(f"--out {out} ends in .{suffix} but --format is {fmt}; "
+                         f"change one so they agree (or drop --format)")
+    fmt = fmt or (suffix if suffix in formats else "ply")
+    name = f"mesh_{faces}.{fmt}" if faces else f"mesh.{fmt}"
+    if out is None:
+        return result / name, fmt
+    target = Path(out)
+    if target.is_dir() or out.endswith(("/", os.sep)):
+        return target / name, fmt
+    return target, fmt
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import trimesh
 
+    from reconstruction.extract.mesh_io import MESH_FORMATS, decimate, write_mesh
+
     result = Path(args.dir)
     src = result / "mesh.ply"
-    if not src.exists():
-        raise UsageError(f"{src}: no mesh in this result; run `recon fit DATA --method nerf --out {result}` first")
-    out = Path(args.out) if args.out else result / f"mesh.{args.format}"
-    mesh = trimesh.load(src, process=False)
+    if not result.is_dir():
+        raise UsageError(f"{result}: no such result folder; pass the folder written by "
+                         f"`recon fit DATA --out {result}`")
+    if not src.is_file():
+        if (result / "curves.json").is_file():
+            raise UsageError(f"{result}: holds curves (curves.json), not a mesh; mesh export needs "
+                             f"a result of `recon fit DATA --method nerf` or `--method sdf`")
+        if (result / "splats.ply").is_file():
+            raise UsageError(f"{result}: holds Gaussian splats (splats.ply), not a mesh; mesh "
+                             f"export needs a result of `recon fit DATA --method nerf` or `sdf`")
+        raise UsageError(f"{src}: no mesh in this result; run "
+                         f"`recon fit DATA --method nerf --out {result}` first")
+    if args.faces is not None and args.faces < 1:
+        raise UsageError(f"--faces {args.faces}: the face budget must be at least 1")
+    out, fmt = _export_target(result, args.out, args.format, args.faces, MESH_FORMATS)
+    try:
+        mesh = trimesh.load(src, process=False, force="mesh")
+    except Exception as exc:  # trimesh raises many kinds on a damaged file
+        raise UsageError(f"{src}: cannot be read as a mesh ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'damaged'}); "
+                         f"re-run `recon fit` to write it again") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise UsageError(f"{src}: has no faces (the field had no surface yet); fit again "
+                         f"with a longer --budget (nerf: or a lower --set mesh_threshold=...)")
     colors = mesh.visual.vertex_colors[:, :3] if mesh.visual.kind == "vertex" else None
-    from reconstruction.extract.mesh_io import decimate, write_mesh
-
     verts, faces, colors = decimate(mesh.vertices, mesh.faces, colors, args.faces or 0)
-    write_mesh(out, verts, faces, colors)
-    print(json.dumps({"out": str(out), "vertices": len(verts), "faces": len(faces)}))
+    try:
+        if not (out.exists() and out.resolve() == src.resolve() and len(faces) == len(mesh.faces)):
+            # (exporting mesh.ply unchanged onto itself would only risk the original)
+            write_mesh(out, verts, faces, colors, file_type=fmt)
+    except OSError as exc:
+        blocker = next((a for a in out.parents if a.exists()), None)
+        why = (f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir()
+               else exc.strerror or str(exc))
+        raise UsageError(f"{out}: cannot be written ({why}); choose another --out or make its "
+                         f"folder writable") from None
+    except ValueError as exc:
+        raise UsageError(f"{src}: {exc}") from None
+    if fmt == "stl" and colors is not None:
+        _console().print("note: STL stores no vertex colours; use --format ply or glb to keep them")
+    print(json.dumps({"out": str(out), "format": fmt, "vertices": len(verts), "faces": len(faces),
+                      "colors": colors is not None and fmt != "stl"}))
     return 0
 
 
@@ -314,10 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_render)
 
     s = sub.add_parser("export", help="export a result's mesh to another format")
-    s.add_argument("dir")
-    s.add_argument("--format", default="ply", choices=["ply", "obj", "glb", "stl"])
+    s.add_argument("dir", help="result folder holding mesh.ply (written by `recon fit`)")
+    s.add_argument("--format", default=None, choices=["ply", "obj", "glb", "stl"],
+                   help="file format (default: from --out's suffix, else ply); ply and glb "
+                        "keep vertex colours, obj keeps them as the common v x y z r g b "
+                        "extension, stl has none")
     s.add_argument("--faces", type=int, default=None, help="decimate to at most N faces")
-    s.add_argument("--out", default=None)
+    s.add_argument("--out", default=None,
+                   help="output file, or a folder (default: DIR/mesh.FORMAT, or "
+                        "DIR/mesh_N.FORMAT with --faces N)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("demo", help="build the demo capture, reconstruct it and show the result")
