@@ -433,3 +433,54 @@ def test_cli_export_to_an_unwritable_place_fails_with_one_line(result_dir, tmp_p
 def test_cli_export_rejects_a_bad_face_budget(result_dir, capsys):
     assert main(["export", str(result_dir), "--faces", "0"]) == 2
     assert "--faces" in _one_error_line(capsys)
+
+
+# -- open3d -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def o3d():
+    import open3d
+
+    open3d.utility.set_verbosity_level(open3d.utility.VerbosityLevel.Error)
+    return open3d
+
+
+def _canonical(faces: np.ndarray) -> np.ndarray:  # [F, 3] rows sorted, winding kept
+    """faces: [F, 3]; each triangle rotated to start at its smallest index, then rows sorted."""
+    f = np.asarray(faces)
+    rolled = np.stack([np.roll(f, -k, axis=1) for k in range(3)], 1)  # [F, 3 rotations, 3]
+    f = rolled[np.arange(len(f)), np.argmin(f, axis=1)]
+    return f[np.lexsort(f.T[::-1])]
+
+
+@pytest.mark.parametrize("fmt", MESH_FORMATS)
+def test_export_opens_in_open3d(o3d, any_mesh, tmp_path, fmt):
+    from scipy.spatial import cKDTree
+
+    verts, faces, colors = any_mesh
+    path = write_mesh(tmp_path / f"mesh.{fmt}", verts, faces, colors)
+    mesh = o3d.io.read_triangle_mesh(str(path))
+    if fmt == "stl":  # corners per triangle: weld them, then compare by position
+        mesh.remove_duplicated_vertices()
+        ref_v, ref_f = np.unique(verts, axis=0, return_inverse=True)
+        ref_f, ref_key, key = ref_f.reshape(-1)[faces], ref_v, np.asarray(mesh.vertices)
+        assert not mesh.has_vertex_colors()
+        assert mesh.is_watertight()  # both test meshes are closed surfaces
+    else:
+        assert mesh.has_vertex_colors()
+        ref_f = faces
+        # a vertex is its position and colour (the cube has coincident vertices of two colours)
+        ref_key = np.concatenate([verts, colors / 255.0], 1)
+        key = np.concatenate([np.asarray(mesh.vertices), np.asarray(mesh.vertex_colors)], 1)
+        got = np.round(np.asarray(mesh.vertex_colors) * 255).astype(np.uint8)
+        if fmt == "ply":  # read exactly as stored
+            np.testing.assert_array_equal(np.asarray(mesh.vertices, np.float32), verts)
+            np.testing.assert_array_equal(np.asarray(mesh.triangles), faces)
+            np.testing.assert_array_equal(got, colors)
+        # obj and glb go through assimp in open3d, which may renumber the vertices
+    assert len(key) == len(ref_key) and len(mesh.triangles) == len(ref_f)
+    dist, match = cKDTree(ref_key).query(key)
+    assert dist.max() < 1e-6 and len(np.unique(match)) == len(ref_key)
+    np.testing.assert_array_equal(_canonical(match[np.asarray(mesh.triangles)]),
+                                  _canonical(ref_f))
