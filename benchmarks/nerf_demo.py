@@ -1,7 +1,8 @@
 """Radiance method on the demo capture: test-view PSNR after a wall-clock training budget.
 
 Target: >= 28 dB at 128 px with 48 training views and `--budget 180` on 2 CPU cores.
-Also reports the mesh against the ground truth (Chamfer, F-score at 1 % of the object size).
+Also reports the mesh against the ground truth (Chamfer, F-score at 1 % of the ground truth's
+bounding-box diagonal; reconstruction/extract/metrics.py).
 Prints one JSON line.   python benchmarks/nerf_demo.py [--budget 180] [--size 128]
 """
 
@@ -13,22 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import trimesh
-from scipy.spatial import cKDTree
 
-
-def mesh_scores(rec_path: Path, gt_path: Path, n: int = 100_000) -> dict:
-    rec = trimesh.load(rec_path, process=False)
-    gt = trimesh.load(gt_path, process=False)
-    a, b = rec.sample(n, seed=0), gt.sample(n, seed=0)
-    acc, comp = cKDTree(b).query(a)[0], cKDTree(a).query(b)[0]
-    tau = 0.01 * float(np.linalg.norm(gt.extents))
-    p, r = float((acc < tau).mean()), float((comp < tau).mean())
-    return {"chamfer": float((acc.mean() + comp.mean()) / 2), "accuracy": float(acc.mean()),
-            "completeness": float(comp.mean()), "fscore": 2 * p * r / max(p + r, 1e-12),
-            "fscore_tau": tau, "faces": int(len(rec.faces))}
+from reconstruction.extract.metrics import mesh_scores
 
 
 def main() -> None:
@@ -46,7 +35,8 @@ def main() -> None:
         m = run_fit(str(cap), "nerf", str(Path(tmp) / "out"), budget=args.budget, steps=None,
                     downscale=1, device="cpu", settings={}, quiet=True)
         wall = time.perf_counter() - t0
-        scores = mesh_scores(Path(tmp) / "out" / "mesh.ply", cap / "gt" / "mesh.ply")
+        rec = trimesh.load(Path(tmp) / "out" / "mesh.ply", process=False, force="mesh")
+        scores = {**mesh_scores(rec, cap / "gt" / "mesh.ply"), "faces": int(len(rec.faces))}
     print(json.dumps({
         "benchmark": "nerf_demo", "size": args.size, "train_views": args.train,
         "budget_s": args.budget, "threads": torch.get_num_threads(),
