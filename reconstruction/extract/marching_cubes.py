@@ -15,32 +15,50 @@ def sample_grid(
     fn: Callable[[Tensor], Tensor],  # points [N, 3] -> values [N]
     lo: np.ndarray,  # [3] box corner
     hi: np.ndarray,  # [3] opposite corner
-    resolution: int,
+    resolution: int | tuple[int, int, int],  # points per side (or per axis)
     mask_fn: Callable[[Tensor], Tensor] | None = None,  # points [N, 3] -> bool [N]: evaluate here
     fill: float = 0.0,
     chunk: int = 1 << 17,
-) -> np.ndarray:  # [res, res, res] float32, indexed [i, j, k] along x, y, z
-    """Evaluate ``fn`` on a regular grid of resolution^3 points spanning [lo, hi]."""
-    axes = [torch.linspace(float(lo[i]), float(hi[i]), resolution) for i in range(3)]
-    out = torch.full((resolution**3,), fill, dtype=torch.float32)
+) -> np.ndarray:  # [X, Y, Z] float32, indexed [i, j, k] along x, y, z
+    """Evaluate ``fn`` on a regular grid of points spanning [lo, hi] (corners included)."""
+    shape = (resolution,) * 3 if isinstance(resolution, int) else tuple(int(r) for r in resolution)
+    axes = [torch.linspace(float(lo[i]), float(hi[i]), shape[i]) for i in range(3)]
+    out = torch.full(shape, fill, dtype=torch.float32)
     xs, ys = torch.meshgrid(axes[0], axes[1], indexing="ij")
-    plane = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)  # [res^2, 2]
+    plane = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)  # [X * Y, 2]
     per_z = plane.shape[0]
     # walk the grid z-slab by z-slab so memory stays small at high resolution
     slabs = max(1, chunk // per_z)
-    for k0 in range(0, resolution, slabs):
+    for k0 in range(0, shape[2], slabs):
         zs = axes[2][k0:k0 + slabs]
         pts = torch.cat([
             plane.repeat_interleave(zs.numel(), 0),
             zs.repeat(per_z)[:, None],
-        ], -1)  # [res^2 * nz, 3] ordered (i, j, k) with k fastest within the slab
+        ], -1)  # [X * Y * nz, 3] ordered (i, j, k) with k fastest within the slab
         vals = torch.full((pts.shape[0],), fill)
         sel = mask_fn(pts) if mask_fn is not None else torch.ones(pts.shape[0], dtype=torch.bool)
         if sel.any():
             vals[sel] = fn(pts[sel]).float()
-        vol = vals.view(resolution, resolution, zs.numel())
-        out.view(resolution, resolution, resolution)[:, :, k0:k0 + zs.numel()] = vol
-    return out.view(resolution, resolution, resolution).numpy()
+        out[:, :, k0:k0 + zs.numel()] = vals.view(shape[0], shape[1], zs.numel())
+    return out.numpy()
+
+
+def keep_largest_component(
+    sdf: np.ndarray,  # [X, Y, Z] signed distances (negative inside)
+) -> np.ndarray:  # [X, Y, Z] the same with every inside piece but the largest made outside
+    """Leave only the largest connected inside region (26-connected voxels), so the mesh is
+    one piece: floaters and small disconnected blobs become empty space."""
+    from scipy import ndimage
+
+    inside = sdf < 0
+    labels, n = ndimage.label(inside, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return sdf
+    sizes = np.bincount(labels.ravel())[1:]
+    drop = inside & (labels != 1 + int(np.argmax(sizes)))
+    out = sdf.copy()
+    out[drop] = np.abs(out[drop]) + 1e-6
+    return out
 
 
 def solidify(

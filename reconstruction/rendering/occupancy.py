@@ -143,6 +143,12 @@ class OccupancyGrid:
         self.res = round(self.density.numel() ** (1 / 3))
 
 
+def dilate(occ: Tensor, res: int) -> Tensor:  # occ [res^3] bool -> [res^3] bool
+    """Grow a cell mask by one cell in every direction (26 neighbours)."""
+    v = occ.view(1, 1, res, res, res).float()
+    return (torch.nn.functional.max_pool3d(v, 3, stride=1, padding=1) > 0).view(-1)
+
+
 def march(
     origins: Tensor,  # [R, 3] in the unit cube frame
     dirs: Tensor,  # [R, 3] unit
