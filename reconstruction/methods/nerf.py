@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from reconstruction.data.scene import Cameras, Normalization, Scene
+from reconstruction.data.scene import Scene
 from reconstruction.encoding.cpu_kernel import HashGridAdam
 from reconstruction.extract.carving import visibility
 from reconstruction.extract.marching_cubes import (
@@ -30,9 +30,8 @@ from reconstruction.extract.marching_cubes import (
 )
 from reconstruction.extract.mesh_io import decimate, write_mesh
 from reconstruction.fields.radiance import RadianceField, grid_config
-from reconstruction.methods.base import Method, register
-from reconstruction.rendering.occupancy import OccupancyGrid, march
-from reconstruction.rendering.rays import pixel_rays
+from reconstruction.methods.base import RayFieldMethod, register
+from reconstruction.rendering.occupancy import OccupancyGrid, dilate, march
 from reconstruction.rendering.volume import composite
 
 
@@ -87,7 +86,7 @@ class NerfConfig:
 
 
 @register
-class Nerf(Method):
+class Nerf(RayFieldMethod):
     """instant-ngp style radiance field; exports a coloured mesh from its density."""
 
     name = "nerf"
@@ -114,31 +113,15 @@ class Nerf(Method):
         self.optimizers = (self.grid_optimizer, self.mlp_optimizer)
         self.n_rays = 1024
         self.scene = scene
+        self.eval_chunk = cfg.eval_chunk
         if scene is None:
             return
-        self.normalization = scene.normalization
-        self.image_size = (scene.width, scene.height)
-        self.background = np.asarray(scene.background, np.float32)
-        train = scene.split.get("train")
-        if train is None or len(train) == 0:
-            train = np.arange(len(scene))
-        cams = scene.cameras.subset(train)
-        dev = self.device
-        self.train_c2w = torch.tensor(scene.normalization.c2w_to_unit(cams.c2w), dtype=torch.float32)
-        self.train_k = torch.tensor(np.stack([cams.fx, cams.fy, cams.cx, cams.cy], 1), dtype=torch.float32)
-        self.train_rgb = torch.from_numpy(scene.images[train]).to(dev).float().div_(255.0)  # [N, H, W, 3]
-        self.train_alpha = None
+        train = self._setup_views(scene)
         if scene.masks is not None:
-            self.grid.carve(self.train_c2w.double().numpy(), self.train_k.double().numpy(),
-                            scene.masks[train])
-            if scene.alpha_composited and cfg.random_background:
-                self.train_alpha = torch.from_numpy(scene.masks[train]).to(dev).float().div_(255.0)
-        self.train_c2w, self.train_k = self.train_c2w.to(dev), self.train_k.to(dev)
-        self.bg = torch.tensor(self.background, device=dev)
-        test = scene.split.get("test")
-        if test is None or len(test) == 0:
-            test = scene.split.get("val", np.zeros(0, np.int64))
-        self.test_idx = np.asarray(test, np.int64)
+            self.grid.carve(self.train_c2w.cpu().double().numpy(),
+                            self.train_k.cpu().double().numpy(), scene.masks[train])
+            if not cfg.random_background:
+                self.train_alpha = None
 
     # -- training -------------------------------------------------------------------------
     def _lr_factor(self) -> float:
@@ -159,25 +142,17 @@ class Nerf(Method):
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * self._lr_factor()
 
-        n_img, h, w, _ = self.train_rgb.shape
         n = self.n_rays
         g = self.gen
         dev = self.device
-        img = torch.randint(n_img, (n,), generator=g).to(dev)
-        py = torch.randint(h, (n,), generator=g).to(dev)
-        px = torch.randint(w, (n,), generator=g).to(dev)
-        target = self.train_rgb[img, py, px]  # [n, 3]
-        u = px.float() + torch.rand(n, generator=g).to(dev)
-        v = py.float() + torch.rand(n, generator=g).to(dev)
-        k = self.train_k[img]
-        origins, dirs = pixel_rays(self.train_c2w[img], k[:, 0], k[:, 1], k[:, 2], k[:, 3], u, v)
+        batch = self.sample_rays(n, g)
+        origins, dirs, target = batch["origins"], batch["dirs"], batch["rgb"]
         ray_ids, ts, deltas = march(origins, dirs, self.grid, self.step_size,
                                     jitter=torch.rand(n, generator=g).to(dev))
         bg = self.bg.expand(n, 3)
         if self.train_alpha is not None:
             bg = torch.rand(n, 3, generator=g).to(dev)
-            a = self.train_alpha[img, py, px][:, None]
-            target = target + (1.0 - a) * (bg - self.bg)
+            target = target + (1.0 - batch["mask"][:, None]) * (bg - self.bg)
         pts = (origins[ray_ids] + ts[:, None] * dirs[ray_ids]).clamp(0.0, 1.0)
         sigma, rgb = self.field(pts, dirs[ray_ids])
         out = composite(sigma, rgb, deltas, ts, ray_ids, n, bg)
@@ -224,65 +199,6 @@ class Nerf(Method):
                 outs[key].append(r[key])
         return {k: torch.cat(v) for k, v in outs.items()}
 
-    def bg_tensor(self) -> torch.Tensor:
-        return torch.tensor(np.asarray(self.background, np.float32), device=self.device)
-
-    @torch.no_grad()
-    def render(self, cameras: Cameras) -> np.ndarray:
-        assert self.normalization is not None
-        c2w = torch.tensor(self.normalization.c2w_to_unit(cameras.c2w), dtype=torch.float32)
-        w, h = cameras.width, cameras.height
-        vv, uu = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
-        uu, vv = uu.reshape(-1).float(), vv.reshape(-1).float()
-        images = []
-        for i in range(len(cameras)):
-            n = uu.numel()
-            f = torch.ones(n)
-            o, d = pixel_rays(c2w[i][None].expand(n, 4, 4), f * float(cameras.fx[i]),
-                              f * float(cameras.fy[i]), f * float(cameras.cx[i]),
-                              f * float(cameras.cy[i]), uu, vv)
-            o, d = o.to(self.device), d.to(self.device)
-            images.append(self.render_rays(o, d)["rgb"].view(h, w, 3).clamp(0, 1).cpu().numpy())
-        return np.stack(images) if images else np.zeros((0, h, w, 3), np.float32)
-
-    def evaluate(self, max_views: int | None = None) -> dict[str, float]:
-        """PSNR on the capture's test (or val) views."""
-        if self.scene is None or len(self.test_idx) == 0:
-            return {}
-        idx = self.test_idx if max_views is None else self.test_idx[:max_views]
-        pred = self.render(self.scene.cameras.subset(idx))
-        gt = self.scene.images[idx].astype(np.float32) / 255.0
-        mse = ((pred - gt) ** 2).reshape(len(idx), -1).mean(1)
-        psnr = -10 * np.log10(np.maximum(mse, 1e-10))
-        return {"test_psnr": float(psnr.mean()), "test_views": int(len(idx))}
-
-    # -- outputs --------------------------------------------------------------------------
-    @torch.no_grad()
-    def depth_maps(self, max_views: int = 24, max_size: int = 128):
-        """Rendered (median) distance and opacity of up to ``max_views`` training views.
-
-        Returns (c2w [V, 4, 4], intrinsics [V, 4], depth [V, h, w], opacity [V, h, w]).
-        """
-        idx = np.linspace(0, self.train_c2w.shape[0] - 1, min(max_views, self.train_c2w.shape[0]))
-        idx = np.unique(idx.round().astype(np.int64))
-        _, h0, w0, _ = self.train_rgb.shape
-        f = min(1.0, max_size / max(h0, w0))
-        w, h = max(1, round(w0 * f)), max(1, round(h0 * f))
-        k = self.train_k[idx].cpu().double().numpy() * np.array([w / w0, h / h0, w / w0, h / h0])
-        c2w = self.train_c2w[idx].cpu().double().numpy()
-        vv, uu = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
-        uu, vv = uu.reshape(-1).float(), vv.reshape(-1).float()
-        depths, alphas = [], []
-        for i in range(len(idx)):
-            one = torch.ones_like(uu)
-            o, d = pixel_rays(torch.tensor(c2w[i], dtype=torch.float32)[None].expand(uu.numel(), 4, 4),
-                              one * k[i, 0], one * k[i, 1], one * k[i, 2], one * k[i, 3], uu, vv)
-            r = self.render_rays(o.to(self.device), d.to(self.device))
-            alpha = r["opacity"].cpu()
-            depths.append(r["median_depth"].cpu().view(h, w).numpy())
-            alphas.append(alpha.view(h, w).numpy())
-        return c2w, k, np.stack(depths), np.stack(alphas)
-
     @torch.no_grad()
     def extract_mesh(self, resolution: int, carve: bool = False) -> dict[str, np.ndarray]:
         """Coloured mesh (world coordinates) of the density level set ``mesh_threshold``.
@@ -295,7 +211,7 @@ class Nerf(Method):
         lo, hi = (b.cpu().numpy() for b in self.grid.bounds())
         pad = 1.0 / self.grid.res
         lo, hi = np.clip(lo - pad, 0, 1), np.clip(hi + pad, 0, 1)
-        dilated = _dilate(self.grid.occupied, self.grid.res)
+        dilated = dilate(self.grid.occupied, self.grid.res)
 
         def inside(p: torch.Tensor) -> torch.Tensor:
             return dilated[self.grid.cell_index(p.to(self.device))].cpu()
@@ -315,8 +231,9 @@ class Nerf(Method):
         colors = []
         vt, nt = torch.from_numpy(verts).to(self.device), torch.from_numpy(normals).to(self.device)
         for p, nrm in zip(vt.split(65536), nt.split(65536), strict=True):
-            # look at each vertex from just outside the surface, against its normal
-            _, geo = self.field.density((p + nrm * 0.5 / resolution).clamp(0, 1))
+            # colour just inside the surface (where the density, and so the colour, was
+            # trained), seen from outside against the normal
+            _, geo = self.field.density((p - nrm * 0.5 / resolution).clamp(0, 1))
             colors.append(self.field.color(geo, -nrm))
         col = torch.cat(colors).clamp(0, 1).cpu().numpy()
         world = self.normalization.to_world(verts).astype(np.float32)
@@ -349,12 +266,8 @@ class Nerf(Method):
         if kind == "points":
             centers = self.grid.cell_centers()[self.grid.occupied].cpu().numpy()
             return {"positions": self.normalization.to_world(centers).astype(np.float32)}
-        if kind == "image" and self.scene is not None and len(self.scene):
-            idx = self.test_idx[:1] if len(self.test_idx) else np.array([0])
-            cams = self.scene.cameras.subset(idx)
-            if quality == "low":
-                cams = cams.scaled(min(1.0, 96 / max(cams.width, cams.height)))
-            return {"image": self.render(cams)[0]}
+        if kind == "image":
+            return self.test_image_snapshot(quality)
         return None
 
     def export(self, out_dir: Path) -> dict[str, str]:
@@ -377,10 +290,7 @@ class Nerf(Method):
             "n_rays": self.n_rays,
             "rng": self.gen.get_state(),
             "config": asdict(self.config),
-            "normalization": {"center": list(self.normalization.center),
-                              "scale": self.normalization.scale},
-            "image_size": list(self.image_size),
-            "background": [float(x) for x in self.background],
+            **self.normalization_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -393,12 +303,5 @@ class Nerf(Method):
         self.n_rays = int(state.get("n_rays", self.n_rays))
         if "rng" in state:
             self.gen.set_state(state["rng"])
-        nz = state["normalization"]
-        self.normalization = Normalization(tuple(nz["center"]), float(nz["scale"]))
-        self.image_size = tuple(state["image_size"])
-        self.background = np.asarray(state["background"], np.float32)
+        self.load_normalization_state(state)
 
-
-def _dilate(occ: torch.Tensor, res: int) -> torch.Tensor:  # [res^3] bool -> [res^3] bool
-    v = occ.view(1, 1, res, res, res).float()
-    return (F.max_pool3d(v, 3, stride=1, padding=1) > 0).view(-1)
