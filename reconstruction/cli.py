@@ -4,6 +4,7 @@
     recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
     recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
     recon export DIR --format ply|obj|glb|stl [--faces N] [--out FILE]
+    recon methods [--json]               the methods and their settings
     recon demo [--out DIR]               build the demo capture, reconstruct it, show it
 
 Bad input ends with one line on stderr (which file, what is wrong, what to do) and exit 2.
@@ -331,6 +332,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- methods -------------------------------------------------------------------------------------
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from reconstruction.engine import describe_methods
+
+    methods = describe_methods()
+    if args.json:
+        print(json.dumps({"methods": methods}))
+        return 0
+    for m in methods:
+        print(f"{m['name']}: {m['doc']}")
+        for f in m["fields"]:
+            print(f"  {f['name']} ({f['type']}, default {f['default']!r}): {f['doc']}")
+    return 0
+
+
 # -- entry ---------------------------------------------------------------------------------------
 
 
@@ -355,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("methods", help="list the methods and their settings (--set KEY=VALUE)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_methods)
 
     s = sub.add_parser("render", help="render a trained result from the cameras of a json file")
     s.add_argument("dir", help="result folder written by `recon fit`")

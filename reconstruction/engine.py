@@ -8,6 +8,7 @@ of :mod:`reconstruction.protocol`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -72,6 +73,41 @@ def write_json_atomic(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2)
     os.replace(tmp, path)
+
+
+def describe_methods() -> list[dict[str, Any]]:
+    """Every registered method with its settings, as plain JSON-ready values.
+
+    One entry per method: ``name``, ``doc`` (the class docstring's first line), ``outputs``,
+    ``snapshot_kinds`` and ``fields``: per config field its ``name``, ``type`` (``bool``,
+    ``int``, ``float``, ``str`` or ``json`` for anything else), ``default`` and ``doc`` (the
+    docstring under it). Front ends build settings forms from it without importing torch.
+    """
+    from reconstruction.methods.base import REGISTRY, config_docs, get_method
+
+    get_method(next(iter(REGISTRY), "nerf"))  # imports (and so registers) every method
+    described = []
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        docs = config_docs(cls.Config)
+        defaults = cls.Config()
+        fields = []
+        for f in dataclasses.fields(cls.Config):
+            value = getattr(defaults, f.name)
+            kind = next((t.__name__ for t in (bool, int, float, str) if type(value) is t), "json")
+            if kind == "json":
+                try:
+                    json.dumps(value)
+                except TypeError:
+                    value = repr(value)
+                    kind = "str"
+            fields.append({"name": f.name, "type": kind, "default": value,
+                           "doc": docs.get(f.name, "")})
+        doc = (cls.__doc__ or "").strip().splitlines()
+        described.append({"name": name, "doc": doc[0] if doc else "",
+                          "outputs": list(cls.outputs), "snapshot_kinds": list(cls.snapshot_kinds),
+                          "fields": fields})
+    return described
 
 
 def build_method(name: str, settings: dict[str, Any] | None = None):
@@ -210,7 +246,7 @@ class Session:
                     if kind != "image":
                         self._snapshot(kind, "low")
                 last_snapshot = time.perf_counter()
-            if out is not None and now - last_ckpt >= 120.0:
+            if out is not None and start.checkpoint_every and now - last_ckpt >= start.checkpoint_every:
                 save_checkpoint(out / CHECKPOINT_NAME, method.name, method.state_dict())
                 last_ckpt = time.perf_counter()
         self.emit(P.Progress(method.step_count, start.steps, train_seconds, metrics, start.budget))

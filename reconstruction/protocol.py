@@ -27,6 +27,7 @@ class Start:
     snapshot_every: float = 2.0  # seconds between live mesh/points snapshots (0: none)
     progress_every: float = 0.25  # seconds between progress events
     resume: str | None = None  # checkpoint to continue from
+    checkpoint_every: float = 120.0  # seconds between checkpoints into `out` (0: only at the end)
 
 
 @dataclass(frozen=True)

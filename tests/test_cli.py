@@ -126,3 +126,15 @@ def test_no_traceback_from_the_console_script(tmp_path):
 def test_downscale_must_be_positive(tmp_path, capsys, downscale):
     code, _, err = _run(["info", str(tmp_path), "--downscale", downscale], capsys)
     assert code == 2 and "downscale" in err
+
+
+def test_methods_json_lists_every_setting_with_its_doc(capsys):
+    code, out, _ = _run(["methods", "--json"], capsys)
+    assert code == 0
+    methods = {m["name"]: m for m in json.loads(out)["methods"]}
+    assert {"nerf", "sdf"} <= set(methods)
+    fields = {f["name"]: f for f in methods["nerf"]["fields"]}
+    assert fields["lr"]["type"] == "float" and fields["lr"]["default"] == 0.01
+    assert fields["random_background"]["type"] == "bool"
+    assert fields["grid_backend"]["type"] == "str"
+    assert all(f["doc"] for m in methods.values() for f in m["fields"])
