@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="build the demo capture, reconstruct it and show the result")
     s.add_argument("--out", default="demo_out")
-    s.add_argument("--method", default="nerf")
+    s.add_argument("--method", default="sdf", help="method to reconstruct with (default sdf)")
     s.add_argument("--budget", type=float, default=180.0)
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
