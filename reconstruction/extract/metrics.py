@@ -33,6 +33,9 @@ CANDIDATES = 8
 """Nearest samples whose faces are tried for the exact point-to-surface distance."""
 DENSITY = 4
 """The surface a point is measured against is sampled DENSITY times as densely as ``n``."""
+NEAR_TAUS = 5.0
+"""Points farther than this many tau from the other surface are measured against coarser
+samples of it (see :func:`distance_to_surface`)."""
 
 
 def _as_mesh(mesh: trimesh.Trimesh | str | Path) -> trimesh.Trimesh:
@@ -103,12 +106,41 @@ def _point_segment_distance(
     return np.linalg.norm(p - (s + d * np.clip(t, 0, 1)[:, None]), axis=1)
 
 
+def _nearest_faces_distance(
+    points: np.ndarray,  # [P, 3]
+    tree: cKDTree,  # over samples of the surface
+    face_of: np.ndarray,  # [S] face index of each sample
+    triangles: np.ndarray,  # [F, 3, 3]
+    bound: float = np.inf,
+    chunk: int = 16_384,
+) -> np.ndarray:
+    """[P] min over the faces of each point's CANDIDATES nearest samples (within ``bound``)
+    of the exact point-to-triangle distance; inf where no sample is within ``bound``."""
+    n = tree.n
+    k = min(CANDIDATES, n)
+    out = np.full(len(points), np.inf)
+    for start in range(0, len(points), chunk):
+        p = np.asarray(points[start:start + chunk], np.float64)
+        nearest, idx = tree.query(p, k=k, distance_upper_bound=bound)
+        nearest, idx = nearest.reshape(len(p), k), idx.reshape(len(p), k)
+        found = idx[:, 0] < n
+        if not found.any():
+            continue
+        p, nearest, idx = p[found], nearest[found], idx[found]
+        idx = np.where(idx < n, idx, idx[:, :1])  # fewer than k within the bound
+        t = triangles[face_of[idx].ravel()]  # [p * k, 3, 3]
+        d = point_triangle_distance(np.repeat(p, k, axis=0), t[:, 0], t[:, 1], t[:, 2])
+        res = np.minimum(d.reshape(len(p), k).min(axis=1), nearest[:, 0])
+        out[start:start + chunk][found] = res
+    return out
+
+
 def distance_to_surface(
     points: np.ndarray,  # [P, 3]
     mesh: trimesh.Trimesh,
     n_samples: int,
     seed: int = 0,
-    chunk: int = 16_384,
+    near: float = np.inf,
 ) -> np.ndarray:
     """[P] distance from each point to ``mesh``'s surface.
 
@@ -118,20 +150,20 @@ def distance_to_surface(
     nearest samples all lie across it) it is the distance to a neighbouring face, which
     errs far below the sample spacing, and never more than the distance to the nearest
     sample.
+
+    near: points with no sample within this distance are measured against every 16th
+    sample instead: a nearest-neighbour search from far away visits much of a dense tree
+    (160 s instead of 8 s for 100k points against a bad, sheet-like 83k-face mesh), and for
+    such points the coarser samples change the distance by under 2 % (0.4 % on average).
     """
     samples, face_of = trimesh.sample.sample_surface(mesh, n_samples, seed=seed)
-    tree = cKDTree(samples)
-    k = min(CANDIDATES, len(samples))
     tri = np.asarray(mesh.triangles, np.float64)  # [F, 3, 3]
-    out = np.empty(len(points))
-    for start in range(0, len(points), chunk):
-        p = np.asarray(points[start:start + chunk], np.float64)
-        nearest, idx = tree.query(p, k=k)
-        nearest, idx = nearest.reshape(len(p), k), idx.reshape(len(p), k)
-        faces = face_of[idx]  # [p, k]
-        t = tri[faces.ravel()]  # [p * k, 3, 3]
-        d = point_triangle_distance(np.repeat(p, k, axis=0), t[:, 0], t[:, 1], t[:, 2])
-        out[start:start + chunk] = np.minimum(d.reshape(len(p), k).min(axis=1), nearest[:, 0])
+    out = _nearest_faces_distance(points, cKDTree(samples), face_of, tri, bound=near)
+    far = ~np.isfinite(out)
+    if far.any():
+        coarse = slice(None, None, 16) if len(samples) >= 16 * CANDIDATES else slice(None)
+        tree = cKDTree(samples[coarse])
+        out[far] = _nearest_faces_distance(points[far], tree, face_of[coarse], tri)
     return out
 
 
@@ -163,8 +195,9 @@ def mesh_scores(
                 "chamfer_rel": inf}
     rec_points = trimesh.sample.sample_surface(rec, n, seed=seed)[0]
     gt_points = trimesh.sample.sample_surface(gt, n, seed=seed + 1)[0]
-    acc = distance_to_surface(rec_points, gt, DENSITY * n, seed=seed + 2)
-    comp = distance_to_surface(gt_points, rec, DENSITY * n, seed=seed + 3)
+    near = NEAR_TAUS * tau
+    acc = distance_to_surface(rec_points, gt, DENSITY * n, seed=seed + 2, near=near)
+    comp = distance_to_surface(gt_points, rec, DENSITY * n, seed=seed + 3, near=near)
     precision, recall = float((acc < tau).mean()), float((comp < tau).mean())
     fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     chamfer = float((acc.mean() + comp.mean()) / 2)
