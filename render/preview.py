@@ -5,7 +5,7 @@ ground-truth mesh on the right, with linked cameras and a title on each; camera 
 from a NeRF-synthetic ``transforms_*.json`` can be drawn in both views.
 
 CLI: ``python -m render.preview MESH.ply --out PNG [--gt GT.ply] [--cameras transforms.json]
-[--size W H]``.
+[--size W H] [--view X Y Z] [--up X Y Z] [--plain]``.
 """
 
 from __future__ import annotations
@@ -67,11 +67,14 @@ def vertex_colors(mesh) -> np.ndarray | None:
     return None
 
 
-def _add_mesh(plotter, mesh) -> None:
-    """Vertex colours unlit (they already hold the learned/baked radiance), else lit plain."""
+def _add_mesh(plotter, mesh, plain: bool = False) -> None:
+    """Vertex colours unlit (they already hold the learned/baked radiance), else lit plain.
+
+    plain: ignore vertex colours and show the lit surface (to judge the geometry).
+    """
     if mesh.n_points == 0:
         return
-    colors = vertex_colors(mesh)
+    colors = None if plain else vertex_colors(mesh)
     if colors is not None:
         mesh = mesh.copy(deep=False)
         mesh.point_data["_rgb"] = colors
@@ -118,16 +121,22 @@ def camera_frustums(cameras_json: Path, depth: float | None = None):
 
 
 def fit_camera(cam, points: np.ndarray, aspect: float, view_angle: float = 30.0,
-               margin: float = 1.08) -> None:
+               margin: float = 1.08, view: np.ndarray | None = None,
+               up: np.ndarray | None = None) -> None:
     """Point a VTK camera at `points` [N, 3] from VIEW_DIRECTION so that all of them fit.
 
     aspect: viewport width / height; view_angle: vertical field of view in degrees.
+    view: [3] direction from the points' centre towards the eye, replacing VIEW_DIRECTION;
+    up: [3] world direction shown upwards (default +Z; must not be parallel to `view`).
     """
     lo, hi = points.min(axis=0), points.max(axis=0)
     center = 0.5 * (lo + hi)
-    az, el = VIEW_DIRECTION
-    back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-    right = np.cross([0.0, 0.0, 1.0], back)
+    if view is None:
+        az, el = VIEW_DIRECTION
+        back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    else:
+        back = np.asarray(view, float) / np.linalg.norm(view)
+    right = np.cross([0.0, 0.0, 1.0] if up is None else np.asarray(up, float), back)
     right /= np.linalg.norm(right)
     up = np.cross(back, right)
     rel = points - center
@@ -144,7 +153,8 @@ def fit_camera(cam, points: np.ndarray, aspect: float, view_angle: float = 30.0,
     cam.SetClippingRange(max(dist - extent, 1e-3 * dist), dist + extent)
 
 
-def _build(plotter, mesh_path, gt_mesh_path, cameras_json, titles=True) -> None:
+def _build(plotter, mesh_path, gt_mesh_path, cameras_json, titles=True, view=None, up=None,
+           plain=False) -> None:
     mesh = _load_mesh(mesh_path)
     gt = _load_mesh(gt_mesh_path) if gt_mesh_path is not None else None
     frustums = camera_frustums(cameras_json) if cameras_json is not None else None
@@ -152,7 +162,7 @@ def _build(plotter, mesh_path, gt_mesh_path, cameras_json, titles=True) -> None:
     for col, (title, m) in enumerate(panels):
         plotter.subplot(0, col)
         plotter.set_background(BACKGROUND)
-        _add_mesh(plotter, m)
+        _add_mesh(plotter, m, plain)
         if frustums is not None and frustums.n_points:
             plotter.add_mesh(frustums, color=FRUSTUM_COLOR, line_width=1.5, lighting=False)
         if titles:
@@ -167,7 +177,8 @@ def _build(plotter, mesh_path, gt_mesh_path, cameras_json, titles=True) -> None:
     rows, cols = plotter.shape
     width, height = plotter.window_size
     plotter.subplot(0, 0)
-    fit_camera(plotter.renderer.GetActiveCamera(), points, (width / cols) / (height / rows))
+    fit_camera(plotter.renderer.GetActiveCamera(), points, (width / cols) / (height / rows),
+               view=view, up=up)
     plotter.renderer.camera_set = True
     if len(panels) > 1:
         plotter.link_views()
@@ -179,11 +190,15 @@ def render_mesh_preview(
     gt_mesh_path: Path | None = None,
     cameras_json: Path | None = None,
     size: tuple[int, int] = (1200, 600),
+    view: np.ndarray | None = None,
+    up: np.ndarray | None = None,
+    plain: bool = False,
 ) -> Path:
     """Render `mesh_path` (and the ground truth beside it) offscreen into `out_png`.
 
     size is the whole picture (width, height); with a ground truth each panel gets half the
-    width. Returns the PNG path.
+    width. view, up: see :func:`fit_camera`; plain: lit surface without vertex colours.
+    Returns the PNG path.
     """
     import pyvista as pv
 
@@ -193,7 +208,7 @@ def render_mesh_preview(
         shape=shape, off_screen=True, window_size=list(size), border=gt_mesh_path is not None
     )
     try:
-        _build(plotter, mesh_path, gt_mesh_path, cameras_json)
+        _build(plotter, mesh_path, gt_mesh_path, cameras_json, view=view, up=up, plain=plain)
         plotter.enable_anti_aliasing("ssaa")
         plotter.ren_win.Render()  # pyvista's render() is a no-op before show()
         out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -232,9 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--size", type=int, nargs=2, default=(1200, 600), metavar=("W", "H"), help="pixels"
     )
+    parser.add_argument(
+        "--view", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+        help="direction from the object towards the eye (default: azimuth -55, elevation 28)",
+    )
+    parser.add_argument(
+        "--up", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+        help="world direction shown upwards (default +Z)",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="lit surface without vertex colours (geometry)"
+    )
     args = parser.parse_args(argv)
     try:
-        out = render_mesh_preview(args.mesh, args.out, args.gt, args.cameras, tuple(args.size))
+        out = render_mesh_preview(args.mesh, args.out, args.gt, args.cameras, tuple(args.size),
+                                  view=args.view, up=args.up, plain=args.plain)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -351,6 +351,25 @@ def test_preview_png(capture: Path, tmp_path: Path):
     assert (np.abs(img - bg).max(axis=-1) > 30)[70:130, 70:130].mean() > 0.5
 
 
+def test_preview_from_a_given_direction_plain(capture: Path, tmp_path: Path):
+    from render import preview
+
+    # From straight above with +Y up: the 1.4 x 1.0 box is wider than tall, lit plain.
+    out = tmp_path / "top.png"
+    code = preview.main([str(capture / "gt" / "mesh.ply"), "--out", str(out), "--size", "300",
+                         "300", "--view", "0", "0", "1", "--up", "0", "1", "0", "--plain"])
+    assert code == 0
+    img = np.array(Image.open(out).convert("RGB")).astype(int)
+    bg = np.array(Image.new("RGB", (1, 1), preview.BACKGROUND).getpixel((0, 0)))
+    fg = np.abs(img - bg).max(axis=-1) > 30
+    fg[:30] = False  # the title
+    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+    aspect = (cols.max() - cols.min()) / (rows.max() - rows.min())
+    assert 1.25 < aspect < 1.55, aspect
+    r, g, b = img[fg].mean(axis=0)
+    assert b > r + 15  # the plain (blue-grey) surface, not the checkered vertex colours
+
+
 def test_preview_reports_a_missing_file(tmp_path: Path, capsys):
     from render import preview
 
