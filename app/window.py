@@ -1,22 +1,43 @@
-"""The ReconStudio main window: a 3D viewport, a "Result" panel, menus and a status bar.
+"""The ReconStudio main window: a 3D viewport, Result/Method/Training panels, menus, status bar.
 
 It is a view of an :class:`app.model.ViewerModel`: menu actions and drops call the model,
 and :meth:`MainWindow._on_model_changed` brings the panels and the viewport up to date.
 Mesh files are read off the GUI thread (a :class:`MeshLoadJob` in the window's
 ``QThreadPool``); the actor is added on the GUI thread when the job's signal arrives, and
 a reply to an older request (the user opened something else meanwhile) is dropped.
+
+Training runs in an :class:`reconstruction.engine.EngineProcess` the window owns (spawned on
+the first Start, closed with the window). A 30 ms timer takes its events without waiting
+(``events(timeout=0)``); snapshots are kept newest-per-kind and drawn at most
+``redraw_interval`` apart by replacing the data of one ``pv.PolyData`` per kind in place.
+The method list comes from ``recon methods --json`` in a subprocess and mesh exports run as
+``recon export`` subprocesses (``QProcess``), so torch is never imported into this process.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pyvista as pv
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QObject,
+    QProcess,
+    QRunnable,
+    QSettings,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QHeaderView,
@@ -30,6 +51,17 @@ from PySide6.QtWidgets import (
 from pyvistaqt import QtInteractor
 
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
+from app.panels import ExportDialog, MethodPanel, TrainingPanel
+from app.training import (
+    MethodInfo,
+    RunRequest,
+    TrainingModel,
+    catalog_command,
+    default_output,
+    parse_catalog,
+)
+from reconstruction import protocol as P
+from reconstruction.engine import CHECKPOINT_NAME, EngineProcess
 from render.preview import (
     BACKGROUND,
     FRUSTUM_COLOR,
@@ -41,6 +73,26 @@ from render.preview import (
 
 COLOR_ARRAY = "_rgb"
 """Name of the uint8 [N, 3] colour array :func:`read_mesh` adds when the file has colours."""
+POINTS_COLOR = "#1f6fb2"
+"""Colour of the occupancy points shown while training."""
+MAX_RECENT = 8
+_CATALOG: dict[str, MethodInfo] | None = None
+"""The method catalogue, once read in this process (it does not change while the app runs)."""
+
+
+def snapshot_mesh(payload: dict) -> pv.PolyData:
+    """A mesh snapshot payload (vertices [N, 3], faces [M, 3], colors [N, 3]) as PolyData."""
+    verts = np.ascontiguousarray(payload["vertices"], dtype=np.float32).reshape(-1, 3)
+    faces = np.asarray(payload.get("faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+    mesh = pv.PolyData.from_regular_faces(verts, faces) if len(faces) else pv.PolyData(verts)
+    colors = payload.get("colors")
+    if colors is not None and len(verts) and len(colors) == len(verts):
+        rgb = np.asarray(colors)[:, :3]
+        if rgb.dtype != np.uint8:
+            rgb = np.clip(rgb.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        mesh.point_data[COLOR_ARRAY] = np.ascontiguousarray(rgb)
+        mesh.point_data.active_scalars_name = COLOR_ARRAY
+    return mesh
 
 
 def read_mesh(path: Path) -> pv.PolyData:
@@ -111,10 +163,47 @@ class MainWindow(QMainWindow):
     """Emitted with the mesh path once its actor is in the viewport."""
     load_failed = Signal(str)
     """Emitted with the message when opening or reading fails."""
+    methods_loaded = Signal()
+    """Emitted once the method catalogue is in the Method panel."""
+    training_state_changed = Signal(str)
+    """Emitted with the new state of the run (see :data:`app.training.STATE_LABELS`)."""
+    snapshot_shown = Signal(str, int)
+    """Emitted with the kind and step of a snapshot once it is drawn."""
+    training_finished = Signal(str)
+    """Emitted with the result folder when a run has written its outputs."""
+    training_failed = Signal(str)
+    """Emitted with the message when a run fails or the engine dies."""
+    export_finished = Signal(str)
+    """Emitted with the written file after an export."""
+    export_failed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    redraw_interval = 0.2
+    """Least seconds between two redraws for snapshots (at most 5 per second)."""
+    poll_interval_ms = 30
+    checkpoint_every = 30.0
+    """Seconds between checkpoints of a run (what a restart after a crash resumes from)."""
+
+    def __init__(self, parent: QWidget | None = None, settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.model = ViewerModel()
+        self.settings = settings if settings is not None else QSettings("ReconStudio", "ReconStudio")
+        self.training = TrainingModel()
+        self.engine: EngineProcess | None = None
+        self.methods: dict[str, MethodInfo] | None = None
+        self._catalog_process: QProcess | None = None
+        self._export_process: QProcess | None = None
+        self._export_target: Path | None = None
+        self.live_mesh = pv.PolyData()
+        self.live_mesh_actor: pv.Actor | None = None
+        self.live_points = pv.PolyData()
+        self.points_actor: pv.Actor | None = None
+        self._live_fitted = False
+        self._last_draw = 0.0
+        self._last_panel = 0.0
+        self._log_shown = 0
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(self.poll_interval_ms)
+        self.poll_timer.timeout.connect(self._on_poll_timer)
         self.thread_pool = QThreadPool(self)
         self.thread_pool.setMaxThreadCount(1)  # one mesh at a time; a newer request wins
         self._load_signals = _LoadSignals(self)
@@ -130,12 +219,18 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self._build_viewport()
         self._build_dock()
+        self._build_training_docks()
         self._build_menus()
         self.status_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
+        self.training_label = QLabel()
+        self.statusBar().addPermanentWidget(self.training_label)
         self.setAcceptDrops(True)
         self.model.connect(self._on_model_changed)
         self._refresh_panels()
+        self._refresh_training()
+        if _CATALOG is not None:
+            self._apply_catalog(_CATALOG)
 
     # -- construction ------------------------------------------------------------------------
     def _build_viewport(self) -> None:
@@ -183,6 +278,34 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.result_dock)
         self.resizeDocks([self.result_dock], [300], Qt.Orientation.Horizontal)
 
+    def _build_training_docks(self) -> None:
+        self.method_panel = MethodPanel()
+        self.method_panel.start_requested.connect(self._on_start_clicked)
+        self.method_panel.pause_requested.connect(self._on_pause_clicked)
+        self.method_panel.resume_requested.connect(self._on_resume_clicked)
+        self.method_panel.stop_requested.connect(self._on_stop_clicked)
+        self.method_panel.restart_requested.connect(self._on_restart_clicked)
+        self.method_dock = QDockWidget("Method", self)
+        self.method_dock.setObjectName("method_dock")
+        self.method_dock.setWidget(self.method_panel)
+        self.method_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.method_dock)
+        self.resizeDocks([self.method_dock], [310], Qt.Orientation.Horizontal)
+
+        self.training_panel = TrainingPanel()
+        self.training_dock = QDockWidget("Training", self)
+        self.training_dock.setObjectName("training_dock")
+        self.training_dock.setWidget(self.training_panel)
+        self.training_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.training_dock)
+        self.resizeDocks([self.training_dock], [210], Qt.Orientation.Vertical)
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = QAction("&Open...", self)
@@ -195,6 +318,20 @@ class MainWindow(QMainWindow):
         self.open_folder_action.setStatusTip("Open a result folder (recon fit) or a capture")
         self.open_folder_action.triggered.connect(self._on_open_folder)
         file_menu.addAction(self.open_folder_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._on_recent_menu_shown)
+        self._on_recent_menu_shown()
+        file_menu.addSeparator()
+        self.export_action = QAction("&Export Mesh...", self)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_action.setStatusTip("Write the result's mesh as PLY, OBJ, GLB or STL")
+        self.export_action.triggered.connect(self._on_export_clicked)
+        file_menu.addAction(self.export_action)
+        self.screenshot_action = QAction("Save &Screenshot...", self)
+        self.screenshot_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        self.screenshot_action.setStatusTip("Save the 3D view as a PNG")
+        self.screenshot_action.triggered.connect(self._on_screenshot_clicked)
+        file_menu.addAction(self.screenshot_action)
         file_menu.addSeparator()
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -217,8 +354,33 @@ class MainWindow(QMainWindow):
         self.cameras_action.setChecked(self.model.show_cameras)
         self.cameras_action.toggled.connect(self._on_show_cameras_changed)
         view_menu.addAction(self.cameras_action)
+        self.points_action = QAction("Show Training &Points", self, checkable=True)
+        self.points_action.setShortcut(QKeySequence("P"))
+        self.points_action.setChecked(True)
+        self.points_action.setStatusTip("Occupied cells of the field while it trains")
+        self.points_action.toggled.connect(self._on_show_points_changed)
+        view_menu.addAction(self.points_action)
         view_menu.addSeparator()
         view_menu.addAction(self.result_dock.toggleViewAction())
+        view_menu.addAction(self.method_dock.toggleViewAction())
+        view_menu.addAction(self.training_dock.toggleViewAction())
+
+        train_menu = self.menuBar().addMenu("&Training")
+        self.start_action = QAction("&Start", self)
+        self.start_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.start_action.triggered.connect(self._on_start_clicked)
+        self.pause_action = QAction("&Pause", self)
+        self.pause_action.triggered.connect(self._on_pause_clicked)
+        self.resume_action = QAction("&Resume", self)
+        self.resume_action.triggered.connect(self._on_resume_clicked)
+        self.stop_action = QAction("S&top", self)
+        self.stop_action.triggered.connect(self._on_stop_clicked)
+        self.restart_action = QAction("Restart &Engine and Resume", self)
+        self.restart_action.setStatusTip("After a crash: a new engine, from the last checkpoint")
+        self.restart_action.triggered.connect(self._on_restart_clicked)
+        for action in (self.start_action, self.pause_action, self.resume_action,
+                       self.stop_action, self.restart_action):
+            train_menu.addAction(action)
 
     # -- opening -------------------------------------------------------------------------------
     def open_path(self, path: str | Path) -> bool:
@@ -323,9 +485,14 @@ class MainWindow(QMainWindow):
             if actor is not None:
                 self.viewport.remove_actor(actor, render=False)
         self.mesh_actor = self.cameras_actor = None
+        self._clear_live()
         self.setWindowTitle(self.model.title)
         if source is None:
             return
+        if source.kind == "capture":
+            self._remember_capture(source.path)
+        if self._capture_path() is not None:
+            self.load_methods()
         if source.cameras_json is not None:
             try:
                 frustums = camera_frustums(source.cameras_json)
@@ -399,6 +566,11 @@ class MainWindow(QMainWindow):
                 action.setChecked(checked)
                 action.blockSignals(False)
         self.cameras_action.setEnabled(self.cameras_actor is not None)
+        src = self.model.source
+        self.export_action.setEnabled(
+            src is not None and src.kind == "result" and src.mesh_path is not None
+            and self._export_process is None
+        )
 
     def result_rows(self) -> list[tuple[str, ...]]:
         """Every row of the Result panel as (section, label, value), depth first."""
@@ -422,8 +594,14 @@ class MainWindow(QMainWindow):
         renderer = self.viewport.renderer
         if self.mesh_actor is not None and self.mesh_actor.GetVisibility():
             bounds = self.mesh_actor.GetBounds()
+        elif self.live_mesh_actor is not None and self.live_mesh.n_cells:
+            bounds = self.live_mesh.bounds
         else:
             bounds = renderer.ComputeVisiblePropBounds()
+        self._fit_bounds(bounds)
+
+    def _fit_bounds(self, bounds) -> None:
+        renderer = self.viewport.renderer
         if bounds[0] <= bounds[1]:
             corners = np.array(list(itertools.product(bounds[0:2], bounds[2:4], bounds[4:6])))
             width, height = max(self.viewport.width(), 1), max(self.viewport.height(), 1)
@@ -476,6 +654,456 @@ class MainWindow(QMainWindow):
     def _on_show_cameras_changed(self, checked: bool) -> None:
         self.model.set_show_cameras(checked)
 
+    # -- method catalogue ----------------------------------------------------------------------
+    def load_methods(self) -> None:
+        """Read the method catalogue (`recon methods --json`) in a subprocess, once per app."""
+        if self.methods is not None or self._catalog_process is not None:
+            return
+        if _CATALOG is not None:
+            self._apply_catalog(_CATALOG)
+            return
+        proc = QProcess(self)
+        proc.finished.connect(self._on_catalog_finished)
+        proc.errorOccurred.connect(self._on_catalog_error)
+        self._catalog_process = proc
+        cmd = catalog_command()
+        proc.start(cmd[0], cmd[1:])
+
+    @Slot(int, QProcess.ExitStatus)
+    def _on_catalog_finished(self, code: int, _status) -> None:
+        global _CATALOG
+        proc, self._catalog_process = self._catalog_process, None
+        if proc is None or self._closed:
+            return
+        out = bytes(proc.readAllStandardOutput()).decode(errors="replace")
+        err = bytes(proc.readAllStandardError()).decode(errors="replace").strip()
+        proc.deleteLater()
+        try:
+            if code != 0:
+                raise ValueError(err.splitlines()[-1] if err else f"exit code {code}")
+            catalog = parse_catalog(out)
+        except ValueError as exc:
+            self._log("error", f"the method list could not be read: {exc}")
+            self.status_label.setText(f"Training is unavailable: {exc}")
+            return
+        _CATALOG = catalog
+        self._apply_catalog(catalog)
+
+    @Slot(QProcess.ProcessError)
+    def _on_catalog_error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._catalog_process = None
+            self._log("error", "could not run `recon methods` to list the methods")
+
+    def _apply_catalog(self, catalog: dict[str, MethodInfo]) -> None:
+        self.methods = dict(catalog)
+        last = self.settings.value("training/method", "nerf")
+        saved: dict[str, dict] = {}
+        for name, method in catalog.items():
+            raw = self.settings.value(f"training/settings/{name}", "")
+            try:
+                values = json.loads(raw) if raw else {}
+            except (TypeError, ValueError):
+                values = {}
+            names = {f.name for f in method.fields}
+            saved[name] = {k: v for k, v in values.items() if k in names}
+            for f in method.fields:  # stored changes on top of the defaults
+                saved[name].setdefault(f.name, f.default)
+        self.method_panel.set_methods(catalog, current=str(last), values=saved)
+        budget = self.settings.value("training/budget", None)
+        steps = self.settings.value("training/steps", None)
+        try:
+            if steps not in (None, ""):
+                self.method_panel.set_limit(steps=int(steps))
+            elif budget not in (None, ""):
+                self.method_panel.set_limit(budget=float(budget))
+        except (TypeError, ValueError):
+            pass
+        self._refresh_training()
+        self.methods_loaded.emit()
+
+    # -- training --------------------------------------------------------------------------------
+    def _capture_path(self) -> Path | None:
+        """The capture to train on: the open capture, or the one a result was trained on."""
+        src = self.model.source
+        if src is None:
+            return None
+        if src.kind == "capture":
+            return src.path
+        if src.kind == "result" and src.cameras_json is not None:
+            return src.cameras_json.parent
+        return None
+
+    def start_training(self, method: str | None = None, *, budget: float | None = None,
+                       steps: int | None = None, settings: dict | None = None,
+                       out: str | Path | None = None) -> bool:
+        """Start a run on the open capture with the panel's choices (arguments override them).
+
+        False, with a message, when nothing can be trained yet.
+        """
+        if self.training.active:
+            self._show_error("A run is in progress; stop it before starting another")
+            return False
+        capture = self._capture_path()
+        if capture is None:
+            self._show_error("Open a capture first (a folder with transforms_train.json), "
+                             "then press Start")
+            return False
+        if self.methods is None:
+            self.load_methods()
+            self._show_error("The method list is still loading; press Start again in a moment")
+            return False
+        panel = self.method_panel
+        if method is not None:
+            if method not in self.methods:
+                self._show_error(f"unknown method {method!r}; available: "
+                                 f"{', '.join(sorted(self.methods))}")
+                return False
+            panel.method_combo.setCurrentText(method)
+        try:
+            changed = panel.changed_settings()
+        except ValueError as exc:
+            self._show_error(str(exc))
+            return False
+        if settings:
+            changed.update(panel.method.changed(settings))
+        if budget is not None or steps is not None:
+            panel.set_limit(budget=budget, steps=steps)
+        budget, steps = panel.limit()
+        name = panel.method.name
+        target = Path(out) if out else (
+            Path(panel.out_edit.text()).expanduser() if panel.out_edit.text().strip()
+            else default_output(capture, name)
+        )
+        request = RunRequest(
+            data=str(capture), method=name, out=str(target), settings=changed, budget=budget,
+            steps=steps, snapshot_every=1.0, checkpoint_every=self.checkpoint_every,
+        )
+        self.settings.setValue("training/method", name)
+        self.settings.setValue("training/settings/" + name, json.dumps(changed))
+        self.settings.setValue("training/budget", "" if budget is None else budget)
+        self.settings.setValue("training/steps", "" if steps is None else steps)
+        self._launch(request)
+        return True
+
+    def _launch(self, request: RunRequest) -> None:
+        self._ensure_engine()
+        self.engine.send(request.start_command())
+        self.training.start(request)
+        self._live_fitted = False
+        self._flush_log()
+        self.training_panel.set_history([])
+        self._refresh_training()
+
+    def _ensure_engine(self) -> None:
+        if self.engine is not None and not self.engine.is_alive():
+            self._close_engine()
+        if self.engine is None:
+            self.engine = EngineProcess()  # returns at once; the process imports in its own time
+            self._log("info", f"engine process {self.engine.pid} started")
+        if not self.poll_timer.isActive():
+            self.poll_timer.start()
+
+    def _close_engine(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close(timeout=10.0)
+
+    @Slot()
+    def _on_start_clicked(self) -> None:
+        self.start_training()
+
+    @Slot()
+    def _on_pause_clicked(self) -> None:
+        if self.engine is not None and self.training.state in ("starting", "training"):
+            self.engine.send(P.Pause())
+            self.training.pause()
+            self._refresh_training()
+
+    @Slot()
+    def _on_resume_clicked(self) -> None:
+        if self.engine is not None and self.training.state == "paused":
+            self.engine.send(P.Resume())
+            self.training.resume()
+            self._refresh_training()
+
+    @Slot()
+    def _on_stop_clicked(self) -> None:
+        if self.engine is not None and self.training.state in ("starting", "training", "paused"):
+            self.engine.send(P.Stop())
+            self.training.stop()
+            self._refresh_training()
+
+    @Slot()
+    def _on_restart_clicked(self) -> None:
+        """After the engine died: a new engine, resuming from the run's last checkpoint."""
+        old = self.training.request
+        if old is None or self.training.state != "died":
+            return
+        checkpoint = Path(old.out) / CHECKPOINT_NAME
+        resume = str(checkpoint) if checkpoint.is_file() else None
+        self._close_engine()
+        request = RunRequest(**{**old.__dict__, "resume": resume})
+        self._launch(request)
+        self._log("info", f"resuming from {checkpoint}" if resume
+                  else "no checkpoint was written yet: starting again from the beginning")
+        self._flush_log()
+
+    @Slot()
+    def _on_poll_timer(self) -> None:
+        engine = self.engine
+        if engine is None:
+            self.poll_timer.stop()
+            return
+        changed = False
+        for ev in engine.events(timeout=0, max_events=200):
+            kind = self.training.handle(ev)
+            changed = True
+            if kind == "error":
+                self._on_training_error(ev)
+            elif kind == "finished":
+                self._on_training_done(ev)
+        if self.training.active and engine.exitcode is not None:
+            message = self.training.died(engine.exitcode)
+            hint = "Training > Restart Engine and Resume continues from the last checkpoint"
+            self._show_error(f"{message}. {hint}.")
+            self.training_failed.emit(message)
+            changed = True
+        now = time.monotonic()
+        if self.training.pending and now - self._last_draw >= self.redraw_interval:
+            self._last_draw = now
+            self._draw_snapshots()
+        if changed:
+            self._flush_log()
+            if now - self._last_panel >= self.redraw_interval or not self.training.active:
+                self._last_panel = now
+                self._refresh_training()
+
+    def _on_training_error(self, ev: P.Error) -> None:
+        if ev.kind == "engine" and "\n" in ev.hint:
+            self._log("error", ev.hint.rstrip())  # the traceback, for a bug report
+            text = f"Training failed: {ev.message}"
+        else:
+            text = f"Training failed: {ev.message}" + (f"\n\n{ev.hint}" if ev.hint else "")
+        self._show_error(text)
+        self.training_failed.emit(ev.message)
+
+    def _on_training_done(self, ev: P.Finished) -> None:
+        self._draw_snapshots()
+        out = self.training.request.out if self.training.request else None
+        if out and Path(out, "mesh.ply").is_file():
+            self.open_path(out)  # the full mesh and the metrics, through the usual loader
+        psnr = ev.metrics.get("test_psnr")
+        self._log("info", f"result in {out}" + (f"; test PSNR {psnr:.2f} dB" if psnr else ""))
+        self.training_finished.emit(str(out))
+
+    # -- live snapshots --------------------------------------------------------------------------
+    def _draw_snapshots(self) -> None:
+        snaps = self.training.take_snapshots()
+        if not snaps:
+            return
+        for ev in snaps:
+            try:
+                if ev.kind == "mesh":
+                    self._show_live_mesh(ev.payload)
+                elif ev.kind == "points":
+                    self._show_live_points(ev.payload)
+            except (KeyError, ValueError, TypeError) as exc:  # a malformed payload: say so, go on
+                self._log("warning", f"{ev.kind} snapshot of step {ev.step} not drawn: {exc}")
+        self.viewport.render()
+        for ev in snaps:
+            if ev.kind in ("mesh", "points"):
+                self.snapshot_shown.emit(ev.kind, int(ev.step))
+
+    def _show_live_mesh(self, payload: dict) -> None:
+        mesh = snapshot_mesh(payload)
+        self.live_mesh.shallow_copy(mesh)  # same PolyData, same actor: data replaced in place
+        if self.live_mesh_actor is None:
+            if self.live_mesh.n_cells == 0:
+                return
+            self.live_mesh_actor = self.viewport.add_mesh(
+                self.live_mesh, scalars=COLOR_ARRAY if COLOR_ARRAY in mesh.point_data else None,
+                rgb=True, lighting=False, show_scalar_bar=False, name="live_mesh",
+                reset_camera=False, render=False,
+            )
+            if self.mesh_actor is not None:
+                self.mesh_actor.SetVisibility(False)  # the old result would hide the new one
+            self._apply_display()
+        self.live_mesh.Modified()
+        if not self._live_fitted and self.live_mesh.n_cells:
+            self._live_fitted = True
+            self._fit_bounds(self.live_mesh.bounds)
+
+    def _show_live_points(self, payload: dict) -> None:
+        positions = np.ascontiguousarray(payload["positions"], dtype=np.float32).reshape(-1, 3)
+        self.live_points.shallow_copy(pv.PolyData(positions))
+        if self.points_actor is None and len(positions):
+            self.points_actor = self.viewport.add_mesh(
+                self.live_points, color=POINTS_COLOR, style="points", point_size=2.0,
+                lighting=False, name="live_points", reset_camera=False, render=False,
+            )
+            self.points_actor.SetPickable(False)
+        if self.points_actor is not None:
+            self.points_actor.SetVisibility(self.points_action.isChecked())
+        self.live_points.Modified()
+
+    def _clear_live(self) -> None:
+        for actor in (self.live_mesh_actor, self.points_actor):
+            if actor is not None:
+                self.viewport.remove_actor(actor, render=False)
+        self.live_mesh_actor = self.points_actor = None
+        self.live_mesh = pv.PolyData()
+        self.live_points = pv.PolyData()
+
+    @Slot(bool)
+    def _on_show_points_changed(self, checked: bool) -> None:
+        if self.points_actor is not None:
+            self.points_actor.SetVisibility(checked)
+            self.viewport.render()
+
+    # -- training panels -------------------------------------------------------------------------
+    def _log(self, level: str, text: str) -> None:
+        self.training.add_log(level, text)
+        self._flush_log()
+
+    def _flush_log(self) -> None:
+        """Append the log lines the panel has not shown yet."""
+        log = self.training.log
+        new = self.training.log_count - self._log_shown
+        if new > 0:
+            for level, text in list(log)[-min(new, len(log)):]:
+                self.training_panel.append_log(level, text)
+            self._log_shown = self.training.log_count
+
+    def _refresh_training(self) -> None:
+        t = self.training
+        can_start = (
+            self.methods is not None and self._capture_path() is not None and not t.active
+        )
+        self.method_panel.set_state(t.state, can_start)
+        self.start_action.setEnabled(self.method_panel.start_button.isEnabled())
+        self.pause_action.setEnabled(self.method_panel.pause_button.isEnabled())
+        self.resume_action.setEnabled(self.method_panel.resume_button.isEnabled())
+        self.stop_action.setEnabled(self.method_panel.stop_button.isEnabled())
+        self.restart_action.setEnabled(t.state == "died")
+        self.training_panel.set_progress(t.state, t.fraction(), t.progress_text())
+        self.training_panel.set_history(t.history)
+        self.training_label.setText("" if t.state == "idle" else t.progress_text()
+                                    if t.active else self.training_panel.state_label.text())
+        if getattr(self, "_shown_state", None) != t.state:
+            self._shown_state = t.state
+            self.training_state_changed.emit(t.state)
+
+    # -- export, screenshots, recent captures ----------------------------------------------------
+    @Slot()
+    def _on_export_clicked(self) -> None:
+        src = self.model.source
+        if src is None or src.kind != "result" or src.mesh_path is None:
+            self._show_error("Open or train a result with a mesh first, then export it")
+            return
+        dialog = ExportDialog(src.path, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.export_mesh(src.path, dialog.path, dialog.fmt, dialog.faces)
+
+    def export_mesh(self, result_dir: Path, path: Path, fmt: str, faces: int | None) -> bool:
+        """Run `recon export` for `result_dir` in a subprocess; ``export_finished`` when done."""
+        if self._export_process is not None:
+            self._show_error("An export is already running")
+            return False
+        args = ["-m", "reconstruction.cli", "export", str(result_dir), "--format", fmt,
+                "--out", str(path)]
+        if faces:
+            args += ["--faces", str(int(faces))]
+        proc = QProcess(self)
+        proc.finished.connect(self._on_export_process_finished)
+        self._export_process = proc
+        self._export_target = Path(path)
+        self.status_label.setText(f"Exporting {Path(path).name}...")
+        self._refresh_actions()
+        proc.start(sys.executable, args)
+        return True
+
+    @Slot(int, QProcess.ExitStatus)
+    def _on_export_process_finished(self, code: int, _status) -> None:
+        proc, self._export_process = self._export_process, None
+        if proc is None or self._closed:
+            return
+        out = bytes(proc.readAllStandardOutput()).decode(errors="replace").strip()
+        err = bytes(proc.readAllStandardError()).decode(errors="replace").strip()
+        proc.deleteLater()
+        self._refresh_actions()
+        if code != 0:
+            lines = [ln for ln in err.splitlines() if ln.startswith("recon: error:")]
+            message = (lines[-1].removeprefix("recon: error: ") if lines
+                       else (err.splitlines()[-1] if err else f"exit code {code}"))
+            self._show_error(f"Export failed: {message}")
+            self.export_failed.emit(message)
+            return
+        try:
+            info = json.loads(out.splitlines()[-1])
+        except (ValueError, IndexError):
+            info = {"out": str(self._export_target)}
+        written = info.get("out", str(self._export_target))
+        text = f"Exported {written}"
+        if "faces" in info:
+            text += f" ({info['faces']:,} faces)"
+        self.status_label.setText(text)
+        self._log("info", text)
+        self.export_finished.emit(str(written))
+
+    @Slot()
+    def _on_screenshot_clicked(self) -> None:
+        start = self.model.source.path.parent if self.model.source else Path.cwd()
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save screenshot", str(start / "screenshot.png"), "PNG images (*.png)"
+        )
+        if path:
+            self.save_screenshot(path)
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        """The 3D view as a PNG (rendered now, at the viewport's size)."""
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.viewport.render()
+        self.viewport.screenshot(str(path))
+        self.status_label.setText(f"Saved {path}")
+        return path
+
+    def save_window_screenshot(self, path: str | Path) -> Path:
+        """The whole window (panels and 3D view) as a PNG."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.viewport.render()
+        self.viewport.ren_win.Render()
+        if not self.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        return path
+
+    def _remember_capture(self, path: Path) -> None:
+        recent = self.recent_captures()
+        key = str(path)
+        recent = [key] + [p for p in recent if p != key]
+        self.settings.setValue("recent/captures", json.dumps(recent[:MAX_RECENT]))
+
+    def recent_captures(self) -> list[str]:
+        raw = self.settings.value("recent/captures", "")
+        try:
+            items = json.loads(raw) if raw else []
+        except (TypeError, ValueError):
+            return []
+        return [str(p) for p in items if isinstance(p, str)]
+
+    @Slot()
+    def _on_recent_menu_shown(self) -> None:
+        self.recent_menu.clear()
+        recent = [p for p in self.recent_captures() if Path(p).exists()]
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(recent))
+
     # -- drag and drop ---------------------------------------------------------------------------
     @staticmethod
     def dropped_path(mime) -> Path | None:
@@ -515,5 +1143,11 @@ class MainWindow(QMainWindow):
             self.thread_pool.clear()  # jobs not started yet
             self.thread_pool.waitForDone(10_000)  # a read in progress cannot be interrupted
             self.model.disconnect(self._on_model_changed)
+            self.poll_timer.stop()
+            self._close_engine()
+            for proc in (self._catalog_process, self._export_process):
+                if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
+                    proc.kill()
+                    proc.waitForFinished(3000)
             self.viewport.close()  # stops VTK before the GL context goes
         super().closeEvent(event)

@@ -299,14 +299,30 @@ def restore_method(result_dir: Path, device: str = "cpu"):
 def _engine_main(cmd_q, evt_q) -> None:
     """Entry point of the engine process: run Start commands until Shutdown."""
 
+    parent = mp.parent_process()
+    last_check = [time.monotonic()]
+
+    def orphaned() -> bool:
+        return parent is not None and not parent.is_alive()
+
     def poll():
         try:
             return cmd_q.get_nowait()
         except queue.Empty:
+            now = time.monotonic()
+            if now - last_check[0] > 1.0:  # the front end died without Shutdown: stop too
+                last_check[0] = now
+                if orphaned():
+                    return P.Shutdown()
             return None
 
     while True:
-        cmd = cmd_q.get()
+        try:
+            cmd = cmd_q.get(timeout=1.0)
+        except queue.Empty:
+            if orphaned():
+                break
+            continue
         if isinstance(cmd, P.Shutdown):
             break
         if isinstance(cmd, P.Start):
