@@ -384,6 +384,8 @@ class CurvePlot(QWidget):
             ])
             painter.setPen(QPen(self.color, 1.5))
             painter.drawPolyline(points)
+            painter.setBrush(self.color)
+            painter.drawEllipse(points[points.size() - 1], 2.5, 2.5)  # the latest value
             painter.setPen(QPen(QColor("#666")))
             fmt = (lambda y: f"{10 ** y:.3g}") if self.log else (lambda y: f"{y:.3g}")
             painter.drawText(QRectF(rect.left() + 3, rect.top() + 2, rect.width() - 6, 14),

@@ -1075,6 +1075,8 @@ class MainWindow(QMainWindow):
         """The whole window (panels and 3D view) as a PNG."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._draw_snapshots()  # whatever arrived since the last redraw
+        self._refresh_training()
         self.viewport.render()
         self.viewport.ren_win.Render()
         if not self.grab().save(str(path)):
