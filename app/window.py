@@ -469,6 +469,7 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self, change: str) -> None:
         if change == "source":
             self._show_source()
+            self._refresh_training()  # Start depends on having a capture
         elif change == "display":
             # display toggles change no panel content: only the actions and the status line
             self._apply_display()

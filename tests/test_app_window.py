@@ -81,7 +81,7 @@ def result_dir(tmp_path) -> Path:
 
 def _leftovers(threads_before: set, children_before: set, timeout_ms: int = 5000) -> list[str]:
     """What is still running after a test: mesh jobs, Python threads, child processes."""
-    from PySide6.QtCore import QThreadPool
+    from PySide6.QtCore import QProcess, QThreadPool
     from PySide6.QtWidgets import QApplication
 
     from app.window import MainWindow
@@ -92,6 +92,13 @@ def _leftovers(threads_before: set, children_before: set, timeout_ms: int = 5000
     for w in windows:
         if not w.thread_pool.waitForDone(timeout_ms):
             problems.append(f"{w!r}: a mesh job is still running after {timeout_ms} ms")
+        if w.engine is not None and w.engine.is_alive():
+            problems.append(f"{w!r}: its engine process (pid {w.engine.pid}) is still running")
+        for proc in w.findChildren(QProcess):
+            if proc.state() != QProcess.ProcessState.NotRunning and not proc.waitForFinished(
+                timeout_ms
+            ):
+                problems.append(f"{w!r}: subprocess {proc.program()} {proc.arguments()} runs")
     if not QThreadPool.globalInstance().waitForDone(timeout_ms):
         problems.append("QThreadPool.globalInstance() still has a job running")
     # Threads Python did not start (a pool's worker that ran Python code) appear as
@@ -130,11 +137,16 @@ def no_leftovers(request):
 
 
 @pytest.fixture
-def window(qtbot):
-    """A shown MainWindow (closed by `no_leftovers`, which checks for running jobs first)."""
+def window(qtbot, tmp_path):
+    """A shown MainWindow (closed by `no_leftovers`, which checks for running jobs first).
+
+    Its settings (recent captures, last method) go to a file of the test's own.
+    """
+    from PySide6.QtCore import QSettings
+
     from app.window import MainWindow
 
-    w = MainWindow()
+    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     w.resize(1000, 700)
     w.show()
     qtbot.waitExposed(w)
@@ -395,7 +407,7 @@ def test_leftover_check_notices_a_running_job(qtbot, window):
 def test_importing_the_app_does_not_import_torch():
     """app may use the engine client, which imports torch lazily; app itself must not."""
     code = (
-        "import sys, app.main, app.model, app.window; sys.exit(1 if 'torch' in sys.modules else 0)"
+        "import sys, app.main, app.model, app.window, app.panels, app.training; sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
