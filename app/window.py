@@ -857,7 +857,12 @@ class MainWindow(QMainWindow):
             self.poll_timer.stop()
             return
         changed = False
-        for ev in engine.events(timeout=0, max_events=200):
+        try:
+            events = engine.events(timeout=0, max_events=200)
+        except (OSError, EOFError, ValueError) as exc:  # the queue broke with the process
+            events = []
+            self._log("warning", f"engine messages could not be read: {exc}")
+        for ev in events:
             kind = self.training.handle(ev)
             changed = True
             if kind == "error":

@@ -417,3 +417,71 @@ def test_catalog_and_changed_settings():
     with pytest.raises(ValueError):
         method.field("lr").parse("fast")
     assert default_output(Path("/nonexistent/cap"), "sdf") == Path("/nonexistent/cap_sdf")
+
+
+class _FakeEngine:
+    """Stands in for EngineProcess: a burst of mesh snapshots on every poll."""
+
+    pid = 0
+    exitcode = None
+
+    def __init__(self, per_poll: int = 20):
+        self.per_poll = per_poll
+        self.sent: list = []
+        self.n = 0
+
+    def is_alive(self) -> bool:
+        return True
+
+    def send(self, cmd) -> None:
+        self.sent.append(cmd)
+
+    def events(self, timeout: float = 0.0, max_events: int = 1000) -> list:
+        import trimesh
+
+        from reconstruction import protocol as P
+
+        assert timeout == 0, "the window must never wait for the engine"
+        out = []
+        for _ in range(self.per_poll):
+            self.n += 1
+            sphere = trimesh.creation.icosphere(subdivisions=1 + self.n % 3, radius=1.0)
+            out.append(P.SnapshotEvent("mesh", {
+                "vertices": sphere.vertices.astype(np.float32),
+                "faces": sphere.faces.astype(np.int64),
+                "colors": np.full((len(sphere.vertices), 3), 0.5, np.float32)}, self.n))
+            out.append(P.Progress(self.n, 10_000, 0.01 * self.n, {"loss": 0.1, "psnr": 20.0}))
+        return out
+
+    def close(self, timeout: float = 10.0) -> None:
+        pass
+
+
+@needs_display
+@pytest.mark.timeout(60)
+def test_snapshots_are_throttled_and_only_the_newest_is_drawn(qtbot, twindow):
+    import time
+
+    from app.training import RunRequest
+
+    window = twindow
+    fake = _FakeEngine()
+    window.engine = fake
+    window.training.start(RunRequest(data="cap", method="sdf", out="out", steps=10_000))
+    drawn: list[tuple[float, int]] = []
+    window.snapshot_shown.connect(lambda kind, step: drawn.append((time.monotonic(), step)))
+    window.poll_timer.start()
+    qtbot.wait(2000)
+    window.poll_timer.stop()
+    assert 5 <= len(drawn) <= 12, drawn  # ~5 redraws a second for 2 s, not 60 polls' worth
+    gaps = np.diff([t for t, _ in drawn])
+    assert gaps.min() >= window.redraw_interval - 0.02
+    # each redraw showed the newest snapshot of its poll, replacing the data in place
+    actor, data = window.live_mesh_actor, window.live_mesh
+    assert actor is not None and actor.mapper.dataset is data
+    last_step = drawn[-1][1]
+    assert all(step % fake.per_poll == 0 for _, step in drawn), drawn
+    expected = 1 + last_step % 3
+    assert data.n_cells == 20 * 4**expected
+    window.engine = None  # nothing to close
+    _close(window)
