@@ -485,3 +485,50 @@ def test_snapshots_are_throttled_and_only_the_newest_is_drawn(qtbot, twindow):
     assert data.n_cells == 20 * 4**expected
     window.engine = None  # nothing to close
     _close(window)
+
+
+@needs_display
+@pytest.mark.timeout(90)
+def test_start_sends_the_capture_the_changed_settings_and_the_limit(qtbot, twindow, capture):
+    from reconstruction import protocol as P
+
+    window = twindow
+    _open_capture(qtbot, window, capture)
+    fake = _FakeEngine(per_poll=0)
+    window.engine = fake
+    panel = window.method_panel
+    panel.method_combo.setCurrentText("nerf")
+    panel.settings_form.set_value("lr", 0.005)
+    panel.settings_form.set_value("random_background", False)
+    panel.set_limit(budget=42)
+    assert window.start_training()
+    start = fake.sent[-1]
+    assert isinstance(start, P.Start)
+    assert start.data == str(capture) and start.method == "nerf"
+    assert start.settings == {"lr": 0.005, "random_background": False}
+    assert start.budget == 42.0 and start.steps is None
+    assert start.snapshot_every == pytest.approx(1.0)
+    assert Path(start.out) == capture.parent / "capture_nerf"
+    states = {"start": panel.start_button, "pause": panel.pause_button,
+              "resume": panel.resume_button, "stop": panel.stop_button}
+
+    def enabled():
+        return {k for k, b in states.items() if b.isEnabled()}
+
+    assert enabled() == {"pause", "stop"}
+    panel.pause_button.click()
+    assert isinstance(fake.sent[-1], P.Pause) and enabled() == {"resume", "stop"}
+    panel.resume_button.click()
+    assert isinstance(fake.sent[-1], P.Resume) and enabled() == {"pause", "stop"}
+    panel.stop_button.click()
+    assert isinstance(fake.sent[-1], P.Stop) and enabled() == set()
+    window.training.handle(P.Finished({}, {"steps": 3}))
+    window._refresh_training()
+    assert enabled() == {"start"}
+    # a setting that does not parse is a message, not a Start
+    panel.settings_form.editors["lr"].setText("fast")
+    n = len(fake.sent)
+    assert not window.start_training()
+    assert "lr" in window.last_error and len(fake.sent) == n
+    window.engine = None
+    _close(window)
