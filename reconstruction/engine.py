@@ -296,8 +296,13 @@ def restore_method(result_dir: Path, device: str = "cpu"):
 # -- the engine process ----------------------------------------------------------------------
 
 
-def _engine_main(cmd_q, evt_q) -> None:
+def _engine_main(cmd_q, evt_q, niceness: int = 0) -> None:
     """Entry point of the engine process: run Start commands until Shutdown."""
+    if niceness and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)  # let the front end's event loop win over training for the CPU
+        except OSError:
+            pass
 
     parent = mp.parent_process()
     last_check = [time.monotonic()]
@@ -338,11 +343,12 @@ def _engine_main(cmd_q, evt_q) -> None:
 class EngineProcess:
     """A training engine in its own process (multiprocessing, spawn)."""
 
-    def __init__(self):
+    def __init__(self, niceness: int = 0):
+        """niceness: added to the engine process's nice value (POSIX; 0 leaves it as is)."""
         ctx = mp.get_context("spawn")
         self._cmd = ctx.Queue()
         self._evt = ctx.Queue()
-        self._proc = ctx.Process(target=_engine_main, args=(self._cmd, self._evt),
+        self._proc = ctx.Process(target=_engine_main, args=(self._cmd, self._evt, niceness),
                                  name="reconstudio-engine", daemon=True)
         self._proc.start()
 
