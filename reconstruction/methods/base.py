@@ -211,15 +211,24 @@ class RayFieldMethod(Method):
         return np.clip(rgb, 0, 1).astype(np.float32)
 
     def evaluate(self, max_views: int | None = None) -> dict[str, float]:
-        """PSNR on the capture's test (or val) views."""
+        """PSNR on the capture's test (or val) views: over whole images, or inside the masks
+        when the capture has masks but real backgrounds (DTU), which the methods do not model."""
         if getattr(self, "scene", None) is None or len(self.test_idx) == 0:
             return {}
         idx = self.test_idx if max_views is None else self.test_idx[:max_views]
         pred = self.render(self.scene.cameras.subset(idx))
         gt = self.scene.images[idx].astype(np.float32) / 255.0
-        mse = ((pred - gt) ** 2).reshape(len(idx), -1).mean(1)
+        err = ((pred - gt) ** 2).mean(-1).reshape(len(idx), -1)  # [V, H * W]
+        region = "image"
+        if self.scene.masks is not None and not self.scene.alpha_composited:
+            m = (self.scene.masks[idx] > 127).reshape(len(idx), -1)
+            mse = (err * m).sum(1) / np.maximum(m.sum(1), 1)
+            region = "mask"
+        else:
+            mse = err.mean(1)
         psnr = -10 * np.log10(np.maximum(mse, 1e-10))
-        return {"test_psnr": float(psnr.mean()), "test_views": int(len(idx))}
+        return {"test_psnr": float(psnr.mean()), "test_views": int(len(idx)),
+                "test_psnr_region": region}
 
     @torch.no_grad()
     def depth_maps(self, max_views: int = 24, max_size: int = 128):
@@ -247,15 +256,37 @@ class RayFieldMethod(Method):
             cams = cams.scaled(min(1.0, 96 / max(cams.width, cams.height)))
         return {"image": self.render(cams)[0]}
 
-    def normalization_state(self) -> dict[str, Any]:
-        """What a checkpoint needs to map renders and meshes back to the input's world."""
+    # -- state ----------------------------------------------------------------------------
+    # Subclasses keep their model in ``field``, the table and MLP optimizers in
+    # ``grid_optimizer`` / ``mlp_optimizer``, the occupancy grid in ``grid``, the ray batch
+    # size in ``n_rays`` and their random generator in ``gen``.
+    def state_dict(self) -> dict[str, Any]:
         assert self.normalization is not None
-        return {"normalization": {"center": list(self.normalization.center),
-                                  "scale": self.normalization.scale},
-                "image_size": list(self.image_size),
-                "background": [float(x) for x in self.background]}
+        return {
+            "field": {k: v.detach().cpu() for k, v in self.field.state_dict().items()},
+            "grid_optimizer": self.grid_optimizer.state_dict(),
+            "mlp_optimizer": self.mlp_optimizer.state_dict(),
+            "occupancy": self.grid.state_dict(),
+            "step": self.step_count,
+            "n_rays": self.n_rays,
+            "rng": self.gen.get_state(),
+            "config": dataclasses.asdict(self.config),
+            "normalization": {"center": list(self.normalization.center),
+                              "scale": self.normalization.scale},
+            "image_size": list(self.image_size),
+            "background": [float(x) for x in self.background],
+        }
 
-    def load_normalization_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.field.load_state_dict(state["field"])
+        if "grid_optimizer" in state:
+            self.grid_optimizer.load_state_dict(state["grid_optimizer"])
+            self.mlp_optimizer.load_state_dict(state["mlp_optimizer"])
+        self.grid.load_state_dict(state["occupancy"])
+        self.step_count = int(state["step"])
+        self.n_rays = int(state.get("n_rays", self.n_rays))
+        if "rng" in state:
+            self.gen.set_state(state["rng"])
         nz = state["normalization"]
         self.normalization = Normalization(tuple(nz["center"]), float(nz["scale"]))
         self.image_size = tuple(state["image_size"])

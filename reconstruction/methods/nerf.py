@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -277,31 +276,3 @@ class Nerf(RayFieldMethod):
                                         self.config.mesh_max_faces)
         path = write_mesh(out_dir / "mesh.ply", verts, faces, colors)
         return {"mesh": str(path)}
-
-    # -- state ----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        assert self.normalization is not None
-        return {
-            "field": {k: v.detach().cpu() for k, v in self.field.state_dict().items()},
-            "grid_optimizer": self.grid_optimizer.state_dict(),
-            "mlp_optimizer": self.mlp_optimizer.state_dict(),
-            "occupancy": self.grid.state_dict(),
-            "step": self.step_count,
-            "n_rays": self.n_rays,
-            "rng": self.gen.get_state(),
-            "config": asdict(self.config),
-            **self.normalization_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.field.load_state_dict(state["field"])
-        if "grid_optimizer" in state:
-            self.grid_optimizer.load_state_dict(state["grid_optimizer"])
-            self.mlp_optimizer.load_state_dict(state["mlp_optimizer"])
-        self.grid.load_state_dict(state["occupancy"])
-        self.step_count = int(state["step"])
-        self.n_rays = int(state.get("n_rays", self.n_rays))
-        if "rng" in state:
-            self.gen.set_state(state["rng"])
-        self.load_normalization_state(state)
-

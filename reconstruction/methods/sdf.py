@@ -17,8 +17,9 @@ share their end points, so a ray costs about one field evaluation per sample.
 - Empty space: an occupancy grid (``rendering/occupancy.py``) starts as the visual hull when
   the capture has masks, and after a warm-up keeps only cells near the zero level set, so
   samples concentrate in a shell around the surface as the surface sharpens.
-- Background: with masks, a mask loss (BCE of the rendered opacity) keeps the surface inside
-  the silhouettes; if the images were alpha-composited (NeRF-synthetic, the demo) training
+- Background: with masks, a mask loss (BCE of the rendered opacity) and a free-space loss
+  (signed distance >= 0 along rays through background pixels) keep the surface inside the
+  silhouettes; if the images were alpha-composited (NeRF-synthetic, the demo) training
   composites on random colours, otherwise (DTU) the colour loss counts only masked pixels.
   Without masks, the capture's background colour (white or black) fills the empty rays.
 - Mesh: marching cubes (scikit-image) on the SDF inside the object's bounds, the largest
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,9 @@ class SdfConfig:
     """Weight of Neuralangelo's curvature loss (mean |Laplacian of f|); 0 disables it."""
     mask_weight: float = 0.1
     """Weight of the mask loss (binary cross-entropy of opacity) when the capture has masks."""
+    free_space_weight: float = 1.0
+    """Weight of the free-space loss: mean of max(0, -f) over the samples of rays through
+    background pixels of the masks (every point such a ray crosses is outside the object)."""
     random_background: bool = True
     """Train on random background colours when the images were composited from alpha."""
     n_levels: int = 12
@@ -187,18 +191,28 @@ class Sdf(RayFieldMethod):
 
     @torch.no_grad()
     def _update_occupancy(self) -> None:
-        """Keep the cells of the visual hull whose centre is near the zero level set."""
+        """Keep the cells of the visual hull near the zero level set.
+
+        A cell is kept when its centre's |f| is within the shell half-width, or when it lies
+        within two cells of a sign change of f (cells outside the hull count as outside).
+        The second rule does not trust f to be a distance: however far f is from one, the
+        cells holding its zero crossing stay sampled, so training cannot starve itself of
+        samples by culling the surface it is still moving.
+        """
         cfg: SdfConfig = self.config
+        res = self.grid.res
         cand = self.grid.allowed.nonzero()[:, 0]
         if cand.numel() == 0:
             return
         centers = self.grid.cell_centers()[cand]
         f = torch.cat([self.field.sdf(c) for c in centers.split(65536)])
-        band = cfg.shell_cells / self.grid.res + 6.0 / float(self.field.inv_s())
-        occ = torch.zeros_like(self.grid.occupied)
-        occ[cand] = f.abs() < band
-        if occ.any():
-            self.grid.occupied = occ
+        band = cfg.shell_cells / res + 6.0 / float(self.field.inv_s())
+        inside = torch.zeros_like(self.grid.occupied)
+        inside[cand] = f < 0
+        crossing = (inside & dilate(~inside, res)) | (~inside & dilate(inside, res))
+        near = torch.zeros_like(self.grid.occupied)
+        near[cand] = f.abs() < band
+        self.grid.occupied = (near | dilate(crossing, res)) & self.grid.allowed
 
     # -- rendering of packed samples -------------------------------------------------------
     def _sections(self, origins: torch.Tensor, dirs: torch.Tensor, ray_ids: torch.Tensor,
@@ -269,6 +283,15 @@ class Sdf(RayFieldMethod):
             loss = loss + cfg.mask_weight * mask_loss
             metrics["mask_loss"] = float(mask_loss.detach())
         n_samples = int(ts.numel())
+        if "mask" in batch and cfg.free_space_weight > 0 and n_samples:
+            # NeuS renders an inside region as transparent when f grows along the ray, so
+            # the opacity alone can match a mask while f < 0 spills past it; the masks say
+            # more: a ray through a background pixel meets no object at all
+            free = batch["mask"][ray_ids] < 0.5
+            if free.any():
+                free_loss = F.relu(-f_start[free]).mean()
+                loss = loss + cfg.free_space_weight * free_loss
+                metrics["free_space_loss"] = float(free_loss.detach())
         if n_samples and cfg.eikonal_weight > 0:
             k = min(cfg.eikonal_points, n_samples)
             pick = torch.randperm(n_samples, generator=g)[:k].to(dev)
@@ -396,30 +419,6 @@ class Sdf(RayFieldMethod):
         path = write_mesh(Path(out_dir) / "mesh.ply", verts, faces, colors)
         return {"mesh": str(path)}
 
-    # -- state ----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "field": {k: v.detach().cpu() for k, v in self.field.state_dict().items()},
-            "grid_optimizer": self.grid_optimizer.state_dict(),
-            "mlp_optimizer": self.mlp_optimizer.state_dict(),
-            "occupancy": self.grid.state_dict(),
-            "step": self.step_count,
-            "n_rays": self.n_rays,
-            "rng": self.gen.get_state(),
-            "config": asdict(self.config),
-            **self.normalization_state(),
-        }
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.field.load_state_dict(state["field"])
+        super().load_state_dict(state)
         self.field.set_active_levels(int(self.field.level_mask.sum().item()) // self.field.n_feat)
-        if "grid_optimizer" in state:
-            self.grid_optimizer.load_state_dict(state["grid_optimizer"])
-            self.mlp_optimizer.load_state_dict(state["mlp_optimizer"])
-        self.grid.load_state_dict(state["occupancy"])
-        self.step_count = int(state["step"])
-        self.n_rays = int(state.get("n_rays", self.n_rays))
-        if "rng" in state:
-            self.gen.set_state(state["rng"])
-        self.load_normalization_state(state)
-
