@@ -3,12 +3,12 @@
 DTU ships no ground-truth geometry here, so the mesh is checked against the object masks:
 every view's silhouette of the exported mesh (reconstruction/extract/metrics.py) against
 its mask at the training resolution. Target: mean IoU >= 0.9 over the views, with fit and
-export inside 600 s of wall clock (`--budget 540` of training at `--downscale 4`, i.e.
+export inside 600 s of wall clock (`--budget 420` of training at `--downscale 4`, i.e.
 400 x 300 on 2 CPU cores). Writes a picture of the mesh (render/preview.py, in its own
 process so VTK stays out of this one) and the mesh's silhouette outline over four of the
 photos. Prints one JSON line.
 
-    python benchmarks/sdf_dtu.py [--downscale 4] [--budget 540] [--method sdf]
+    python benchmarks/sdf_dtu.py [--downscale 4] [--budget 420] [--method sdf]
         [--set KEY=VALUE ...] [--keep DIR] [--picture PNG] [--data DIR]
 
 The pictures go to the --keep folder (else $TMPDIR/reconstudio_bench/): dtu_<method>.png
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="IDR/NeuS capture folder")
     ap.add_argument("--downscale", type=int, default=4, help="divide the image size by N")
-    ap.add_argument("--budget", type=float, default=540.0, help="seconds of training")
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds of training (evaluation and export take ~100 s more)")
     ap.add_argument("--method", default="sdf", help="method to fit (default sdf)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a method setting (as `recon fit --set`)")
