@@ -296,8 +296,22 @@ def restore_method(result_dir: Path, device: str = "cpu"):
 # -- the engine process ----------------------------------------------------------------------
 
 
-def _engine_main(cmd_q, evt_q, niceness: int = 0) -> None:
-    """Entry point of the engine process: run Start commands until Shutdown."""
+def _engine_main(cmd_q, evt_conn, niceness: int = 0) -> None:
+    """Entry point of the engine process: run Start commands until Shutdown.
+
+    Events go out through `evt_conn`, the write end of a one-way pipe that only this process
+    holds: if it dies mid-message the reader sees the end of the pipe, not half a message.
+    """
+    gone = []
+
+    def send(ev: P.Event) -> None:
+        if gone:
+            return
+        try:
+            evt_conn.send(ev)
+        except (BrokenPipeError, OSError):  # the front end is gone: finish quietly
+            gone.append(True)
+
     if niceness and hasattr(os, "nice"):
         try:
             os.nice(niceness)  # let the front end's event loop win over training for the CPU
@@ -331,13 +345,16 @@ def _engine_main(cmd_q, evt_q, niceness: int = 0) -> None:
         if isinstance(cmd, P.Shutdown):
             break
         if isinstance(cmd, P.Start):
-            session = Session(evt_q.put, poll)
+            session = Session(send, lambda: P.Shutdown() if gone else poll())
             session.run(cmd)
             if session.shutdown:
                 break
         else:
-            evt_q.put(P.Log("warning", f"ignored {type(cmd).__name__}: nothing is training"))
-    evt_q.put(P.Log("info", "engine stopped"))
+            send(P.Log("warning", f"ignored {type(cmd).__name__}: nothing is training"))
+        if gone:
+            break
+    send(P.Log("info", "engine stopped"))
+    evt_conn.close()
 
 
 class EngineProcess:
@@ -347,10 +364,12 @@ class EngineProcess:
         """niceness: added to the engine process's nice value (POSIX; 0 leaves it as is)."""
         ctx = mp.get_context("spawn")
         self._cmd = ctx.Queue()
-        self._evt = ctx.Queue()
-        self._proc = ctx.Process(target=_engine_main, args=(self._cmd, self._evt, niceness),
+        self._evt, evt_send = ctx.Pipe(duplex=False)
+        self._eof = False
+        self._proc = ctx.Process(target=_engine_main, args=(self._cmd, evt_send, niceness),
                                  name="reconstudio-engine", daemon=True)
         self._proc.start()
+        evt_send.close()  # only the engine holds the write end: its death reads as the end
 
     @property
     def pid(self) -> int | None:
@@ -367,21 +386,37 @@ class EngineProcess:
         self._cmd.put(cmd)
 
     def events(self, timeout: float = 0.0, max_events: int = 1000) -> list[P.Event]:
-        """Events waiting (blocking up to ``timeout`` for the first one)."""
+        """Events waiting (blocking up to ``timeout`` for the first one).
+
+        With ``timeout=0`` this returns at once, also after the engine died in the middle of
+        a message (the pipe then ends: the partial message is dropped, later calls return []).
+        """
         out: list[P.Event] = []
+        if self._eof:
+            return out
         try:
-            out.append(self._evt.get(timeout=timeout) if timeout > 0 else self._evt.get_nowait())
+            if not self._evt.poll(timeout if timeout > 0 else 0):
+                return out
             while len(out) < max_events:
-                out.append(self._evt.get_nowait())
-        except queue.Empty:
-            pass
+                out.append(self._evt.recv())
+                if not self._evt.poll(0):
+                    break
+        except (EOFError, OSError):
+            self._eof = True
         return out
 
     def close(self, timeout: float = 10.0) -> None:
-        """Ask the engine to stop, then end the process if it does not."""
+        """Ask the engine to stop, then end the process if it does not.
+
+        Events that arrive meanwhile are read and dropped (the engine must not block on a
+        full pipe while it writes its outputs).
+        """
         if self._proc.is_alive():
             self._cmd.put(P.Shutdown())
-            self._proc.join(timeout)
+            deadline = time.monotonic() + timeout
+            while self._proc.is_alive() and time.monotonic() < deadline:
+                self.events(timeout=0.05)
+                self._proc.join(0.01)
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join(5)
@@ -389,6 +424,5 @@ class EngineProcess:
             self._proc.kill()
             self._proc.join(5)
         self._cmd.close()
-        self._evt.close()
         self._cmd.join_thread()
-        self._evt.join_thread()
+        self._evt.close()

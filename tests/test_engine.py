@@ -99,3 +99,32 @@ def test_messages_are_plain_data(cmd):
     import pickle
 
     assert pickle.loads(pickle.dumps(cmd)) == cmd
+
+
+def test_events_return_at_once_when_the_engine_dies_mid_message(demo_small, tmp_path):
+    """Killed while writing a snapshot nobody reads yet: the reader gets the end, not a hang."""
+    import os
+    import signal
+
+    engine = EngineProcess()
+    try:
+        engine.send(P.Start(data=str(demo_small), method="sdf", out=str(tmp_path / "o"),
+                            steps=100000, snapshot_every=0.1, progress_every=0.05,
+                            settings={"preview_resolution": 48, "mesh_resolution": 32,
+                                      "n_levels": 4, "log2_hashmap_size": 12}))
+        time.sleep(12)  # nobody reads: the engine blocks inside a snapshot larger than the pipe
+        os.kill(engine.pid, signal.SIGKILL)
+        engine._proc.join(10)
+        got, end = [], time.time() + 30
+        while time.time() < end:
+            t0 = time.perf_counter()
+            batch = engine.events(timeout=0)
+            assert time.perf_counter() - t0 < 2.0, "events(timeout=0) waited"
+            if not batch:
+                break
+            got.extend(batch)
+        assert engine.events(timeout=0) == []
+        assert engine.exitcode == -signal.SIGKILL
+        assert any(isinstance(e, P.Log) for e in got)  # what was complete still arrives
+    finally:
+        engine.close()
