@@ -6,7 +6,9 @@ camera-to-world here, in COLMAP's own world frame (nothing recentred or rescaled
 Intrinsics use COLMAP's convention (pixel centres at +0.5), as :class:`Cameras` does.
 Camera models PINHOLE, SIMPLE_PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV, FULL_OPENCV and
 OPENCV_FISHEYE are supported; distortion is removed on load with OpenCV, keeping K.
-Images with another model are skipped and listed. Sparse points and their colours become
+Images with another model are skipped and listed. Masks: ``masks/`` beside ``images/``
+holding ``<image name>``, ``<stem>.png`` or ``<image name>.png`` (255 = object, binarised at
+127; ``recon sfm`` writes them), used when every registered image has one. Sparse points and their colours become
 ``scene.points`` / ``scene.point_colors`` and give the bounds (robust 2-98 % percentiles,
 padded 10 %). Images are sorted by name; every 8th (``i % 8 == 0``) is "test", the rest
 "train", "val" is empty.
@@ -120,6 +122,7 @@ def read_colmap(root: Path, model_dir: Path | None = None) -> Capture:
             "put the photos in images/ next to sparse/",
         )
     rec = read_model(model_dir)
+    mask_dir = root / "masks"
 
     problems: list[Problem] = []
     frames: list[Frame] = []
@@ -151,6 +154,11 @@ def read_colmap(root: Path, model_dir: Path | None = None) -> Capture:
         w2c = np.eye(4)
         w2c[:3, :4] = _cam_from_world(image)
         path = image_dir / name
+        mask = None
+        if mask_dir.is_dir():
+            stem = Path(name).stem
+            tries = (mask_dir / name, mask_dir / f"{stem}.png", mask_dir / f"{name}.png")
+            mask = next((m for m in tries if m.is_file()), None)
         frames.append(
             Frame(
                 file_path=name,
@@ -167,8 +175,13 @@ def read_colmap(root: Path, model_dir: Path | None = None) -> Capture:
                 fisheye=fisheye,
                 index=len(frames),
                 camera_model=model,
+                mask_path=mask,
+                mask_threshold=127 if mask is not None else None,
             )
         )
+    if not all(fr.mask_path is not None for fr in frames):
+        for fr in frames:  # a partial masks/ folder is ignored rather than losing images
+            fr.mask_path, fr.mask_threshold = None, None
     points = colors = None
     if rec.num_points3D() > 0:
         pts = list(rec.points3D.values())
