@@ -1,6 +1,7 @@
 """`recon`: everything the window does, headless.
 
     recon info DATA                      what was detected in a capture
+    recon sfm PHOTOS --out CAPTURE [--matcher auto] [--max-size PX]   cameras for photos
     recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
     recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
     recon export DIR --format ply|obj|glb|stl [--faces N] [--out FILE]
@@ -145,11 +146,98 @@ def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: in
 
 def cmd_fit(args: argparse.Namespace) -> int:
     settings = _parse_settings(args.method, args.set or [])
-    metrics = run_fit(args.data, args.method, args.out, budget=args.budget, steps=args.steps,
+    data = str(ensure_capture(args.data))
+    metrics = run_fit(data, args.method, args.out, budget=args.budget, steps=args.steps,
                       downscale=args.downscale, device=args.device, settings=settings,
                       quiet=args.quiet)
     summary = {k: metrics[k] for k in ("steps", "seconds", "test_psnr") if k in metrics}
     print(json.dumps({"out": str(args.out), **summary}))
+    return 0
+
+
+# -- sfm -----------------------------------------------------------------------------------------
+
+
+def print_sfm_report(report: dict[str, Any]) -> None:
+    """The SfM report as a rich table on stderr (one row per image, then the totals)."""
+    from rich.table import Table
+
+    table = Table(title=f"structure from motion: {report['images_registered']}/"
+                        f"{report['images_total']} images registered ({report['matcher']} matching)")
+    for col in ("image", "registered", "reproj. error px", "3D points"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    reasons = {e["name"]: e["reason"] for e in report["left_out"]}
+    for im in report["images"]:
+        err = im.get("reprojection_error")
+        table.add_row(im["name"], "yes" if im["registered"] else "[yellow]no",
+                      "-" if err is None else f"{err:.2f}", str(im.get("points3D", 0)))
+    for name in reasons:
+        if not any(im["name"] == name for im in report["images"]):
+            table.add_row(name, "[yellow]no", "-", "0")
+    sec = report["seconds"]
+    table.caption = (f"{report['points3D']} points, mean error {report['mean_reprojection_error']:.2f} px; "
+                     + ", ".join(f"{k} {v:.1f} s" for k, v in sec.items()))
+    console = _console()
+    console.print(table)
+    for name, why in reasons.items():
+        console.print(f"[yellow]warning[/]: {name} left out: {why}")
+
+
+def _sfm(input_dir: Path, out: Path, matcher: str = "auto", max_size: int | None = None,
+         timeout: float | None = None) -> dict[str, Any]:
+    from reconstruction.data import sfm
+
+    return sfm.run_sfm(input_dir, out, matcher=matcher,
+                       max_size=max_size or sfm.DEFAULT_MAX_SIZE,
+                       timeout=timeout or sfm.DEFAULT_TIMEOUT)
+
+
+def is_photo_folder(path: str | Path) -> bool:
+    """True for a folder of JPEG/PNG photos without cameras (no capture layout)."""
+    from reconstruction.data import CaptureError, detect_format
+    from reconstruction.data.sfm import list_photos
+
+    p = Path(path).expanduser()
+    if not p.is_dir() or not list_photos(p):
+        return False
+    try:
+        detect_format(p)
+    except CaptureError:
+        return True
+    return False
+
+
+def sfm_capture_dir(photos: Path) -> Path:
+    """Where `recon fit PHOTOS` keeps the cameras it made: PHOTOS/../<name>_capture."""
+    photos = Path(photos).expanduser().resolve()
+    return photos.parent / f"{photos.name}_capture"
+
+
+def ensure_capture(data: str | Path) -> Path:
+    """``data`` itself, or for a plain photo folder the SfM capture made (once) beside it."""
+    from reconstruction.data.sfm import report_is_current
+
+    if not is_photo_folder(data):
+        return Path(data)
+    photos = Path(data).expanduser()
+    capture = sfm_capture_dir(photos)
+    console = _console()
+    if report_is_current(capture, photos):
+        console.print(f"using the cameras in {capture} (delete it to run structure from motion again)")
+        return capture
+    console.print(f"{photos} holds photos without cameras: structure from motion into {capture}")
+    print_sfm_report(_sfm(photos, capture))
+    return capture
+
+
+def cmd_sfm(args: argparse.Namespace) -> int:
+    if args.max_size is not None and args.max_size < 16:
+        raise UsageError(f"--max-size {args.max_size}: use at least 16 pixels")
+    report = _sfm(Path(args.input), Path(args.out), args.matcher, args.max_size, args.timeout)
+    print_sfm_report(report)
+    print(json.dumps({"out": report["capture"], "registered": report["images_registered"],
+                      "images": report["images_total"], "points3D": report["points3D"],
+                      "seconds": report["seconds"]["total"]}))
     return 0
 
 
@@ -362,8 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_info)
 
+    s = sub.add_parser("sfm", help="recover the cameras of a folder of photos (COLMAP capture)")
+    s.add_argument("input", help="folder of JPEG/PNG photos (optional masks/ inside)")
+    s.add_argument("--out", required=True, help="capture folder to write (images/, sparse/0/, sfm_report.json)")
+    s.add_argument("--matcher", default="auto", choices=["auto", "exhaustive", "sequential"],
+                   help="auto: sequential for more than 60 images or video-frame names, else exhaustive")
+    s.add_argument("--max-size", type=int, default=None,
+                   help="resize so the longer side is at most PX (default 1600)")
+    s.add_argument("--timeout", type=float, default=None, help="seconds before SfM is stopped (default 3600)")
+    s.set_defaults(func=cmd_sfm)
+
     s = sub.add_parser("fit", help="train a method on a capture and write its outputs")
-    s.add_argument("data", help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, COLMAP)")
+    s.add_argument("data", help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, "
+                                "COLMAP) or a folder of photos (cameras by `recon sfm` first)")
     s.add_argument("--method", default="nerf")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--budget", type=float, default=None, help="seconds of training")
