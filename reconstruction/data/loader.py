@@ -274,6 +274,7 @@ def build_scene(capture: Capture, downscale: int = 1, background=(1.0, 1.0, 1.0)
         alpha_composited=loaded.alpha_composited,
         camera_model=camera_model,
         problems=list(problems),
+        image_paths=[str(fr.image_path or "") for fr in loaded.frames],
     )
 
 

@@ -157,6 +157,7 @@ class Scene:
     alpha_composited: bool = False  # True when `masks` is the alpha the images were composited with
     camera_model: str = "PINHOLE"  # as found in the capture, before undistortion
     problems: list[Problem] = field(default_factory=list)  # what was left out, and why
+    image_paths: list[str] = field(default_factory=list)  # N image files read ("" if unknown)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -187,4 +188,19 @@ class Scene:
             "sparse_points": 0 if self.points is None else int(len(self.points)),
             "bounds": [np.asarray(self.bounds[0]).tolist(), np.asarray(self.bounds[1]).tolist()],
             "problems": [str(p) for p in self.problems],
+            "frames": self.frame_rows(),
+            "skipped": [{"path": p.path, "problem": p.problem, "fix": p.fix}
+                        for p in self.problems],
         }
+
+    def frame_rows(self) -> list[dict]:
+        """One row per kept image: its name, file_path, image file and split."""
+        split_of = {}
+        for name in ("val", "test", "train"):  # a frame in several splits shows the first
+            for i in np.asarray(self.split.get(name, []), dtype=np.int64).tolist():
+                split_of.setdefault(int(i), name)
+        paths = self.image_paths if len(self.image_paths) == len(self) else [""] * len(self)
+        return [
+            {"name": name, "file_path": fp, "image": paths[i], "split": split_of.get(i, "unused")}
+            for i, (name, fp) in enumerate(zip(self.names, self.file_paths, strict=True))
+        ]
