@@ -220,6 +220,10 @@ class ViewerModel:
         self.n_cameras: int | None = None
         self.wireframe = False
         self.show_cameras = True
+        self.show_bounds = False
+        """An outline of the shown geometry's bounding box."""
+        self.show_colors = True
+        """Vertex colours when the mesh has them; a plain, lit colour when off."""
         self._listeners: list[Callable[[Change], None]] = []
 
     # -- observers -------------------------------------------------------------------------
@@ -260,6 +264,16 @@ class ViewerModel:
     def set_wireframe(self, on: bool) -> None:
         if on != self.wireframe:
             self.wireframe = bool(on)
+            self._emit("display")
+
+    def set_show_bounds(self, on: bool) -> None:
+        if on != self.show_bounds:
+            self.show_bounds = bool(on)
+            self._emit("display")
+
+    def set_show_colors(self, on: bool) -> None:
+        if on != self.show_colors:
+            self.show_colors = bool(on)
             self._emit("display")
 
     def set_show_cameras(self, on: bool) -> None:

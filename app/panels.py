@@ -1,4 +1,4 @@
-"""The training panels: method and settings, progress with a loss/PSNR plot, log, export dialog.
+"""The panels: the capture's images, method and settings, progress with a loss/PSNR plot, log, export dialog.
 
 The settings form is generated from the method catalogue (:mod:`app.training`): one row per
 field of the method's config dataclass, a check box for a bool, a spin box for an int, a
@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QDoubleValidator, QFontDatabase, QPainter, QPen, QPolygonF
+from PySide6.QtGui import (
+    QColor,
+    QDoubleValidator,
+    QFontDatabase,
+    QIcon,
+    QImage,
+    QPainter,
+    QPen,
+    QPixmap,
+    QPolygonF,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,16 +35,22 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
+from app.capture import STATUS_COLORS, CaptureImage, CaptureInfo
 from app.training import STATE_LABELS, FieldInfo, MethodInfo
 
 EXPORT_FORMATS = ("ply", "obj", "glb", "stl")
@@ -565,3 +581,126 @@ class ExportDialog(QDialog):
         if self.faces:
             args += ["--faces", str(self.faces)]
         return args
+
+
+class CapturePanel(QWidget):
+    """The open capture: its facts, every image as a thumbnail with its status, one larger.
+
+    Filled by the window (:meth:`set_info`, :meth:`set_thumbnail`, :meth:`set_preview`);
+    ``image_selected`` carries the index of a clicked image in :attr:`images`.
+    """
+
+    image_selected = Signal(int)
+    thumb_size = 64
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.images: tuple[CaptureImage, ...] = ()
+        self.summary_label = QLabel("No capture open")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextFormat(Qt.TextFormat.RichText)
+        self.list = QListWidget()
+        self.list.setViewMode(QListView.ViewMode.IconMode)
+        self.list.setIconSize(QSize(self.thumb_size, self.thumb_size))
+        self.list.setGridSize(QSize(self.thumb_size + 22, self.thumb_size + 40))
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setMovement(QListView.Movement.Static)
+        self.list.setWrapping(True)
+        self.list.setUniformItemSizes(True)
+        self.list.setWordWrap(True)
+        self.list.setSelectionMode(QListWidget.SelectionMode.SingleSelection)
+        self.list.currentRowChanged.connect(self._on_current_row_changed)
+        self.preview_label = QLabel()
+        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview_label.setMinimumHeight(120)
+        self.preview_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.detail_label = QLabel("Click an image to see it larger")
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.list)
+        self.splitter.addWidget(self.preview_label)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.summary_label)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.detail_label)
+        self._placeholder = self._blank_icon("#d0d4da")
+        self._broken = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
+    def _blank_icon(self, color: str) -> QIcon:
+        pix = QPixmap(self.thumb_size, self.thumb_size)
+        pix.fill(QColor(color))
+        return QIcon(pix)
+
+    def set_message(self, text: str) -> None:
+        """No list: a capture that could not be described (or is still being read)."""
+        self.images = ()
+        self.list.clear()
+        self.summary_label.setText(_escape(text))
+        self.preview_label.clear()
+        self.detail_label.setText("")
+
+    def set_info(self, info: CaptureInfo) -> None:
+        self.images = info.images
+        rows = info.summary_rows()
+        html = "<br>".join(f"<b>{_escape(k)}</b>: {_escape(v)}" for k, v in rows)
+        if info.problems:
+            html += (f'<br><span style="color:{STATUS_COLORS["skipped"]}">'
+                     f"{len(info.problems)} problem(s): see the red images</span>")
+        self.summary_label.setText(html)
+        self.list.clear()
+        for i, image in enumerate(info.images):
+            item = QListWidgetItem(self._placeholder, f"{image.name}\n{image.status_label}")
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            item.setForeground(QColor(STATUS_COLORS.get(image.status, "#000000")))
+            tip = f"{image.name}: {image.status_label}"
+            if image.reason:
+                tip += f"\n{image.reason}"
+            item.setToolTip(tip)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.list.addItem(item)
+            if image.status == "skipped" and not image.path:
+                item.setIcon(self._broken)
+        self.preview_label.clear()
+        self.detail_label.setText("Click an image to see it larger")
+
+    def set_thumbnail(self, index: int, image: QImage | None) -> None:
+        item = self.list.item(index)
+        if item is None:
+            return
+        item.setIcon(QIcon(QPixmap.fromImage(image)) if image is not None else self._broken)
+
+    def set_preview(self, index: int, image: QImage | None, message: str = "") -> None:
+        if index != self.list.currentRow():
+            return
+        if image is None:
+            self.preview_label.setPixmap(self._broken.pixmap(48, 48))
+        else:
+            pix = QPixmap.fromImage(image).scaled(
+                self.preview_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation)
+            self.preview_label.setPixmap(pix)
+        if message:
+            self.detail_label.setText(self.detail_label.text() + f"\n{message}")
+
+    def select(self, index: int) -> None:
+        self.list.setCurrentRow(index)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(name, status, reason) per listed image, in the list's order."""
+        return [(im.name, im.status, im.reason) for im in self.images]
+
+    @Slot(int)
+    def _on_current_row_changed(self, row: int) -> None:
+        if not 0 <= row < len(self.images):
+            return
+        image = self.images[row]
+        text = f"{image.name}: {image.status_label}"
+        if image.reason:
+            text += f" - {image.reason}"
+        self.detail_label.setText(text)
+        self.preview_label.clear()
+        self.image_selected.emit(row)

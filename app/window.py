@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +36,14 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QImage,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
@@ -50,8 +58,9 @@ from PySide6.QtWidgets import (
 )
 from pyvistaqt import QtInteractor
 
+from app.capture import CaptureInfo, info_command, make_thumbnail, parse_capture_info
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
-from app.panels import ExportDialog, MethodPanel, TrainingPanel
+from app.panels import CapturePanel, ExportDialog, MethodPanel, TrainingPanel
 from app.training import (
     MethodInfo,
     RunRequest,
@@ -75,6 +84,15 @@ COLOR_ARRAY = "_rgb"
 """Name of the uint8 [N, 3] colour array :func:`read_mesh` adds when the file has colours."""
 POINTS_COLOR = "#1f6fb2"
 """Colour of the occupancy points shown while training."""
+HIGHLIGHT_COLOR = "#d81b60"
+"""Colour of the frustum of the image selected in the Capture panel."""
+BOUNDS_COLOR = "#4a4f57"
+"""Colour of the bounding-box outline (View > Bounding Box)."""
+PREVIEW_SIZE = 480
+"""Longest side of the larger picture of a selected capture image."""
+FRUSTUM_SEGMENTS = ((0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1),
+                    (5, 6), (6, 7), (7, 5))
+"""Lines of one frustum as :func:`render.preview.camera_frustums` draws it (8 points)."""
 MAX_RECENT = 8
 MAX_POINTS = 20_000
 """Training points drawn at most (60k points cost ~50 ms a frame on a software rasteriser)."""
@@ -158,6 +176,68 @@ class MeshLoadJob(QRunnable):
             pass
 
 
+def bounds_outline(bounds) -> pv.PolyData:
+    """The 12 edges of the box (xmin, xmax, ymin, ymax, zmin, zmax) as line PolyData."""
+    corners = np.array(list(itertools.product(bounds[0:2], bounds[2:4], bounds[4:6])),
+                       dtype=np.float64)
+    edges = [(a, b) for a in range(8) for b in range(a + 1, 8)
+             if bin(a ^ b).count("1") == 1]  # corners differing in one coordinate
+    return pv.PolyData(corners, lines=np.array([[2, a, b] for a, b in edges]).ravel())
+
+
+class _ImageSignals(QObject):
+    """Signals of the thumbnail/preview jobs. Lives on the GUI thread."""
+
+    thumbnail = Signal(int, int, object)  # capture request, image index, QImage or None
+    preview = Signal(int, int, object, str)  # capture request, index, QImage or None, message
+
+
+class ImageJob(QRunnable):
+    """Makes thumbnails (or one larger preview) of capture images with Pillow, off the GUI
+    thread. Stops between images once `cancel` is set (another capture was opened)."""
+
+    def __init__(self, request: int, items: list[tuple[int, str]], size: int,
+                 signals: _ImageSignals, cancel: threading.Event, preview: bool = False) -> None:
+        super().__init__()
+        self.request, self.items, self.size = request, items, size
+        self.signals, self.cancel, self.preview = signals, cancel, preview
+
+    def run(self) -> None:
+        for index, path in self.items:
+            if self.cancel.is_set():
+                return
+            message = ""
+            try:
+                data, w, h = make_thumbnail(path, self.size)
+                image = QImage(data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+            except Exception as exc:  # noqa: BLE001 - any unreadable file gets the broken mark
+                image, message = None, f"cannot be shown: {type(exc).__name__}"
+            try:
+                if self.preview:
+                    self.signals.preview.emit(self.request, index, image, message)
+                else:
+                    self.signals.thumbnail.emit(self.request, index, image)
+            except RuntimeError:  # the window is gone
+                return
+
+
+def _frame_key(file_path: str) -> str:
+    """A frame's path inside its capture, comparable across spellings ("./train/r_0.png")."""
+    p = Path(str(file_path).replace("\\", "/"))
+    parts = [x for x in p.with_suffix("").parts if x not in (".", "")]
+    return "/".join(parts)
+
+
+def _frame_index(cameras_json: Path) -> dict[str, int]:
+    """Frame key -> index of its frustum in :func:`render.preview.camera_frustums`."""
+    try:
+        frames = json.loads(Path(cameras_json).read_text()).get("frames", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {_frame_key(str(f.get("file_path", ""))): i for i, f in enumerate(frames)
+            if isinstance(f, dict)}
+
+
 class MainWindow(QMainWindow):
     """The viewer window. ``open_path`` opens a result folder, a mesh or a capture."""
 
@@ -178,6 +258,10 @@ class MainWindow(QMainWindow):
     export_finished = Signal(str)
     """Emitted with the written file after an export."""
     export_failed = Signal(str)
+    capture_listed = Signal(int)
+    """Emitted with the number of images once the Capture panel lists the open capture."""
+    thumbnails_done = Signal()
+    """Emitted when every thumbnail of the listed capture is in the panel."""
 
     redraw_interval = 0.2
     """Least seconds between two redraws for snapshots (at most 5 per second)."""
@@ -219,6 +303,20 @@ class MainWindow(QMainWindow):
         self.cameras_actor: pv.Actor | None = None
         self.last_error: str | None = None
         self._closed = False
+        self.capture_info: CaptureInfo | None = None
+        self._info_process: QProcess | None = None
+        self._capture_request = 0
+        self._image_cancel = threading.Event()
+        self._thumb_cache: dict[tuple[str, float, int], QImage] = {}
+        self._thumbs_missing = 0
+        self._image_signals = _ImageSignals(self)
+        self._image_signals.thumbnail.connect(self._on_thumbnail_ready)
+        self._image_signals.preview.connect(self._on_preview_ready)
+        self.highlight_actor: pv.Actor | None = None
+        self.bounds_actor: pv.Actor | None = None
+        self.bounds_data = pv.PolyData()
+        self._frustum_index: dict[str, int] = {}
+        self._frustums: pv.PolyData | None = None
 
         self.setWindowTitle(self.model.title)
         self.resize(1280, 800)
@@ -286,6 +384,18 @@ class MainWindow(QMainWindow):
         )
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.result_dock)
         self.resizeDocks([self.result_dock], [300], Qt.Orientation.Horizontal)
+
+        self.capture_panel = CapturePanel()
+        self.capture_panel.image_selected.connect(self._on_capture_image_changed)
+        self.capture_dock = QDockWidget("Capture", self)
+        self.capture_dock.setObjectName("capture_dock")
+        self.capture_dock.setWidget(self.capture_panel)
+        self.capture_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.splitDockWidget(self.result_dock, self.capture_dock, Qt.Orientation.Vertical)
+        self.capture_dock.hide()  # shown while a capture is open
 
     def _build_training_docks(self) -> None:
         self.method_panel = MethodPanel()
@@ -358,6 +468,18 @@ class MainWindow(QMainWindow):
         self.wireframe_action.setChecked(self.model.wireframe)
         self.wireframe_action.toggled.connect(self._on_wireframe_changed)
         view_menu.addAction(self.wireframe_action)
+        self.colors_action = QAction("Vertex C&olours", self, checkable=True)
+        self.colors_action.setShortcut(QKeySequence("O"))
+        self.colors_action.setChecked(self.model.show_colors)
+        self.colors_action.setStatusTip("Off: the mesh in one plain, lit colour (shows its shape)")
+        self.colors_action.toggled.connect(self._on_show_colors_changed)
+        view_menu.addAction(self.colors_action)
+        self.bounds_action = QAction("&Bounding Box", self, checkable=True)
+        self.bounds_action.setShortcut(QKeySequence("B"))
+        self.bounds_action.setChecked(self.model.show_bounds)
+        self.bounds_action.setStatusTip("Outline the box that holds the shown geometry")
+        self.bounds_action.toggled.connect(self._on_show_bounds_changed)
+        view_menu.addAction(self.bounds_action)
         self.cameras_action = QAction("Show &Cameras", self, checkable=True)
         self.cameras_action.setShortcut(QKeySequence("C"))
         self.cameras_action.setChecked(self.model.show_cameras)
@@ -371,6 +493,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.points_action)
         view_menu.addSeparator()
         view_menu.addAction(self.result_dock.toggleViewAction())
+        view_menu.addAction(self.capture_dock.toggleViewAction())
         view_menu.addAction(self.method_dock.toggleViewAction())
         view_menu.addAction(self.training_dock.toggleViewAction())
 
@@ -491,11 +614,15 @@ class MainWindow(QMainWindow):
         """Clear the scene and draw the new source: cameras now, the mesh when it is read."""
         source = self.model.source
         self._request += 1  # any job still running answers an outdated request
-        for actor in (self.mesh_actor, self.cameras_actor):
+        for actor in (self.mesh_actor, self.cameras_actor, self.highlight_actor,
+                      self.bounds_actor):
             if actor is not None:
                 self.viewport.remove_actor(actor, render=False)
-        self.mesh_actor = self.cameras_actor = None
+        self.mesh_actor = self.cameras_actor = self.highlight_actor = self.bounds_actor = None
+        self._frustums = None
+        self._frustum_index = {}
         self._clear_live()
+        self._clear_capture()
         self.setWindowTitle(self.model.title)
         if source is None:
             return
@@ -510,6 +637,8 @@ class MainWindow(QMainWindow):
                 self.last_error = f"cameras in {source.cameras_json.name} not drawn: {exc}"
             else:
                 if frustums.n_points:
+                    self._frustums = frustums
+                    self._frustum_index = _frame_index(source.cameras_json)
                     self.cameras_actor = self.viewport.add_mesh(
                         frustums,
                         color=FRUSTUM_COLOR,
@@ -521,14 +650,210 @@ class MainWindow(QMainWindow):
                     )
         if source.mesh_path is not None:
             self._start_mesh_load(source.mesh_path)
+        if source.kind == "capture":
+            self._describe_capture(source.path)
         self._apply_display()
         self._reset_camera()
 
+    # -- capture panel ---------------------------------------------------------------------------
+    def _clear_capture(self) -> None:
+        """Forget the listed capture: its description, pending thumbnails, the panel."""
+        self._capture_request += 1
+        self._image_cancel.set()  # running jobs stop after their current image
+        self._image_cancel = threading.Event()
+        self.capture_info = None
+        proc, self._info_process = self._info_process, None
+        if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
+            proc.finished.disconnect()
+            proc.kill()
+            proc.waitForFinished(2000)
+        self.capture_panel.set_message("No capture open")
+        self.capture_dock.hide()
+
+    def _describe_capture(self, path: Path) -> None:
+        """`recon info PATH --json` in a subprocess; the panel fills when it answers."""
+        self.capture_panel.set_message(f"Reading {path.name}...")
+        if not self.capture_dock.isVisible():
+            self.capture_dock.show()
+            self.resizeDocks([self.result_dock, self.capture_dock], [160, 520],
+                             Qt.Orientation.Vertical)
+        proc = QProcess(self)
+        request = self._capture_request
+        proc.finished.connect(
+            lambda code, _status, p=proc, r=request, c=path: self._on_info_finished(p, r, c, code)
+        )
+        self._info_process = proc
+        cmd = info_command(path)
+        proc.start(cmd[0], cmd[1:])
+
+    def _on_info_finished(self, proc: QProcess, request: int, path: Path, code: int) -> None:
+        if self._info_process is proc:
+            self._info_process = None
+        out = bytes(proc.readAllStandardOutput()).decode(errors="replace")
+        err = bytes(proc.readAllStandardError()).decode(errors="replace").strip()
+        proc.deleteLater()
+        if self._closed or request != self._capture_request:
+            return  # the window moved on
+        try:
+            if code != 0:
+                lines = [ln for ln in err.splitlines() if ln.startswith("recon: error:")]
+                raise ValueError(lines[-1].removeprefix("recon: error: ") if lines
+                                 else (err.splitlines()[-1] if err else f"exit code {code}"))
+            info = parse_capture_info(out, path)
+        except ValueError as exc:
+            self.capture_panel.set_message(f"This capture cannot be trained on: {exc}")
+            self._log("warning", f"capture {path.name}: {exc}")
+            return
+        self.show_capture_info(info)
+
+    def show_capture_info(self, info: CaptureInfo) -> None:
+        """List the capture's images; thumbnails follow from the thread pool."""
+        self.capture_info = info
+        self.capture_panel.set_info(info)
+        for problem in info.problems:
+            self._log("warning", f"skipped {problem}")
+        todo = []
+        size = self.capture_panel.thumb_size
+        for i, image in enumerate(info.images):
+            if not image.path:
+                continue
+            cached = self._thumb_cache.get(self._thumb_key(image.path, size))
+            if cached is not None:
+                self.capture_panel.set_thumbnail(i, cached)
+            else:
+                todo.append((i, image.path))
+        self._thumbs_missing = len(todo)
+        self.capture_listed.emit(len(info.images))
+        if todo:
+            self.thread_pool.start(ImageJob(self._capture_request, todo, size,
+                                            self._image_signals, self._image_cancel))
+        else:
+            self.thumbnails_done.emit()
+
+    @staticmethod
+    def _thumb_key(path: str, size: int) -> tuple[str, float, int]:
+        try:
+            mtime = Path(path).stat().st_mtime
+        except OSError:
+            mtime = -1.0
+        return (path, mtime, size)
+
+    @Slot(int, int, object)
+    def _on_thumbnail_ready(self, request: int, index: int, image) -> None:
+        if request != self._capture_request or self.capture_info is None:
+            return
+        path = self.capture_info.images[index].path
+        if image is not None:
+            self._thumb_cache[self._thumb_key(path, self.capture_panel.thumb_size)] = image
+        self.capture_panel.set_thumbnail(index, image)
+        self._thumbs_missing -= 1
+        if self._thumbs_missing == 0:
+            self.thumbnails_done.emit()
+
+    @Slot(int)
+    def _on_capture_image_changed(self, index: int) -> None:
+        """A clicked image: shown larger (read off the GUI thread), its frustum highlighted."""
+        info = self.capture_info
+        if info is None or not 0 <= index < len(info.images):
+            return
+        image = info.images[index]
+        if image.path:
+            self.thread_pool.start(ImageJob(self._capture_request, [(index, image.path)],
+                                            PREVIEW_SIZE, self._image_signals,
+                                            self._image_cancel, preview=True))
+        else:
+            self.capture_panel.set_preview(index, None)
+        self.highlight_frustum(self._frustum_of(image))
+
+    @Slot(int, int, object, str)
+    def _on_preview_ready(self, request: int, index: int, image, message: str) -> None:
+        if request == self._capture_request:
+            self.capture_panel.set_preview(index, image, message)
+
+    def _frustum_of(self, image) -> int | None:
+        """Index of the drawn frustum of a capture image (None: its camera is not drawn)."""
+        keys = [_frame_key(image.file_path)] if image.file_path else []
+        if image.path and self.capture_info is not None:
+            try:
+                rel = Path(image.path).resolve().relative_to(self.capture_info.root.resolve())
+                keys.append(_frame_key(str(rel)))
+            except (ValueError, OSError):
+                pass
+        return next((self._frustum_index[k] for k in keys if k in self._frustum_index), None)
+
+    def highlight_frustum(self, index: int | None) -> None:
+        """Draw camera `index`'s frustum in the highlight colour (None: no highlight)."""
+        if self.highlight_actor is not None:
+            self.viewport.remove_actor(self.highlight_actor, render=False)
+            self.highlight_actor = None
+        self._highlighted = index
+        frustums = self._frustums
+        n = len(self._frustum_index)
+        if index is not None and frustums is not None and n and frustums.n_points % n == 0:
+            per = frustums.n_points // n
+            pts = np.asarray(frustums.points[index * per:(index + 1) * per])
+            lines = np.array([[2, a, b] for a, b in FRUSTUM_SEGMENTS if max(a, b) < per]).ravel()
+            self.highlight_actor = self.viewport.add_mesh(
+                pv.PolyData(pts, lines=lines), color=HIGHLIGHT_COLOR, line_width=4.0,
+                lighting=False, name="highlight", reset_camera=False, render=False,
+            )
+            self.highlight_actor.SetPickable(False)
+            self.highlight_actor.SetVisibility(self.model.show_cameras)
+        self.viewport.render()
+
+    @property
+    def highlighted_frustum(self) -> int | None:
+        """Index of the highlighted camera, if any (for tests and scripts)."""
+        return getattr(self, "_highlighted", None) if self.highlight_actor is not None else None
+
     def _apply_display(self) -> None:
-        if self.mesh_actor is not None:
-            self.mesh_actor.prop.style = "wireframe" if self.model.wireframe else "surface"
+        model = self.model
+        for actor in (self.mesh_actor, self.live_mesh_actor):
+            if actor is None:
+                continue
+            actor.prop.style = "wireframe" if model.wireframe else "surface"
+            data = actor.mapper.dataset
+            has_colors = data is not None and COLOR_ARRAY in data.point_data
+            if has_colors:
+                # colours hold their own shading (unlit); the plain colour needs the light
+                actor.mapper.scalar_visibility = model.show_colors
+                actor.prop.lighting = not model.show_colors
+                if not model.show_colors:
+                    actor.prop.color = PLAIN_COLOR
         if self.cameras_actor is not None:
-            self.cameras_actor.SetVisibility(self.model.show_cameras)
+            self.cameras_actor.SetVisibility(model.show_cameras)
+        if self.highlight_actor is not None:
+            self.highlight_actor.SetVisibility(model.show_cameras)
+        self._update_bounds()
+
+    def shown_bounds(self):
+        """Bounds of the geometry in view: the mesh, else the live mesh, else the cameras."""
+        if self.live_mesh_actor is not None and self.live_mesh.n_cells and (
+            self.mesh_actor is None or not self.mesh_actor.GetVisibility()
+        ):
+            return self.live_mesh.bounds
+        if self.mesh_actor is not None:
+            return self.mesh_actor.GetBounds()
+        if self.cameras_actor is not None:
+            return self.cameras_actor.GetBounds()
+        return None
+
+    def _update_bounds(self) -> None:
+        """The bounding-box outline follows the shown geometry (replaced in place)."""
+        bounds = self.shown_bounds() if self.model.show_bounds else None
+        if bounds is None or bounds[0] > bounds[1]:
+            if self.bounds_actor is not None:
+                self.viewport.remove_actor(self.bounds_actor, render=False)
+                self.bounds_actor = None
+            return
+        self.bounds_data.shallow_copy(bounds_outline(bounds))
+        if self.bounds_actor is None:
+            self.bounds_actor = self.viewport.add_mesh(
+                self.bounds_data, color=BOUNDS_COLOR, line_width=1.0, lighting=False,
+                name="bounds", reset_camera=False, render=False,
+            )
+            self.bounds_actor.SetPickable(False)
+        self.bounds_data.Modified()
 
     def _refresh_panels(self) -> None:
         tree = self.result_tree
@@ -570,6 +895,8 @@ class MainWindow(QMainWindow):
         for action, checked in (
             (self.wireframe_action, self.model.wireframe),
             (self.cameras_action, self.model.show_cameras),
+            (self.bounds_action, self.model.show_bounds),
+            (self.colors_action, self.model.show_colors),
         ):
             if action.isChecked() != checked:
                 action.blockSignals(True)
@@ -663,6 +990,14 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _on_show_cameras_changed(self, checked: bool) -> None:
         self.model.set_show_cameras(checked)
+
+    @Slot(bool)
+    def _on_show_bounds_changed(self, checked: bool) -> None:
+        self.model.set_show_bounds(checked)
+
+    @Slot(bool)
+    def _on_show_colors_changed(self, checked: bool) -> None:
+        self.model.set_show_colors(checked)
 
     # -- method catalogue ----------------------------------------------------------------------
     def load_methods(self) -> None:
@@ -947,6 +1282,8 @@ class MainWindow(QMainWindow):
                 self.mesh_actor.SetVisibility(False)  # the old result would hide the new one
             self._apply_display()
         self.live_mesh.Modified()
+        if self.model.show_bounds:
+            self._update_bounds()
         if not self._live_fitted and self.live_mesh.n_cells:
             self._live_fitted = True
             self._fit_bounds(self.live_mesh.bounds)
@@ -1187,7 +1524,8 @@ class MainWindow(QMainWindow):
             self.model.disconnect(self._on_model_changed)
             self.poll_timer.stop()
             self._close_engine()
-            for proc in (self._catalog_process, self._export_process):
+            self._image_cancel.set()
+            for proc in (self._catalog_process, self._export_process, self._info_process):
                 if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
                     proc.kill()
                     proc.waitForFinished(3000)

@@ -401,6 +401,124 @@ def test_leftover_check_notices_a_running_job(qtbot, window):
         window.thread_pool.waitForDone(5000)
 
 
+@pytest.fixture(scope="module")
+def tiny_capture(tmp_path_factory) -> Path:
+    """A demo capture of 8 images at 32 px (6 train, 1 val, 1 test), made once."""
+    from render.demo_capture import make_demo_capture
+
+    out = tmp_path_factory.mktemp("capture") / "tiny"
+    make_demo_capture(out, size=32, n_train=6, n_val=1, n_test=1)
+    return out
+
+
+@needs_display
+def test_capture_panel_lists_every_image_and_the_broken_one_as_skipped(
+    qtbot, window, tiny_capture, tmp_path
+):
+    capture = tmp_path / "capture"
+    shutil.copytree(tiny_capture, capture)
+    (capture / "train" / "r_2.png").write_bytes(b"\x89PNG garbage, not an image" * 8)
+    window.resize(1280, 800)
+    with qtbot.waitSignal(window.capture_listed, timeout=30_000) as listed:
+        assert window.open_path(capture)
+    assert listed.args == [8]
+    assert window.capture_dock.isVisible()
+    rows = {name: (status, reason) for name, status, reason in window.capture_panel.rows()}
+    assert set(rows) == {f"train/r_{i}" for i in range(6)} | {"val/r_0", "test/r_0"}
+    assert rows["train/r_2"][0] == "skipped"
+    assert "not a readable image" in rows["train/r_2"][1]
+    assert rows["train/r_0"] == ("train", "") and rows["val/r_0"][0] == "val"
+    assert rows["test/r_0"][0] == "test"
+    info = window.capture_info
+    assert (info.format, info.n_images, info.resolution, info.masks) == (
+        "nerf-synthetic", 7, (32, 32), True)
+    panel = window.capture_panel
+    items = [panel.list.item(i) for i in range(panel.list.count())]
+    assert [it.text().split("\n")[0] for it in items] == [n for n, _, _ in panel.rows()]
+    skipped = next(it for it in items if it.text().startswith("train/r_2"))
+    assert "skipped" in skipped.text() and "not a readable image" in skipped.toolTip()
+    assert "7 used, 1 skipped" in panel.summary_label.text()
+
+    # thumbnails arrive from the thread pool; the GUI process stays torch-free
+    qtbot.waitUntil(lambda: window._thumbs_missing == 0, timeout=30_000)
+    good = next(it for it in items if it.text().startswith("train/r_1"))
+    assert good.icon().pixmap(64, 64).toImage().pixelColor(32, 32).name() != "#d0d4da"
+    assert "torch" not in sys.modules
+
+    # a click shows the image larger and highlights its camera
+    row = [n for n, _, _ in panel.rows()].index("train/r_3")
+    panel.list.setCurrentRow(row)
+    qtbot.waitUntil(lambda: panel.preview_label.pixmap() is not None
+                    and not panel.preview_label.pixmap().isNull(), timeout=10_000)
+    assert window.highlight_actor is not None and window.highlighted_frustum == 3
+    hl = np.asarray(window.highlight_actor.mapper.dataset.points)
+    assert np.allclose(hl, np.asarray(window.cameras_actor.mapper.dataset.points)[24:32])
+    assert "train/r_3: training" in panel.detail_label.text()
+    panel.list.setCurrentRow([n for n, _, _ in panel.rows()].index("train/r_2"))
+    assert "not a readable image" in panel.detail_label.text()
+
+    artifacts = Path(__file__).resolve().parent / "artifacts"
+    window.save_window_screenshot(artifacts / "capture_panel.png")
+
+    # opening something else empties and hides the panel
+    write_sphere(tmp_path / "m" / "sphere.ply")
+    _open_and_wait(qtbot, window, tmp_path / "m" / "sphere.ply")
+    assert not window.capture_dock.isVisible() and window.capture_panel.rows() == []
+
+
+@needs_display
+def test_capture_panel_says_why_a_capture_cannot_be_read(qtbot, window, tmp_path):
+    capture = tmp_path / "capture"
+    write_cameras(capture, n=3)  # cameras but no images
+    assert window.open_path(capture)
+    label = window.capture_panel.summary_label
+    qtbot.waitUntil(lambda: "cannot be trained on" in label.text(), timeout=30_000)
+    assert window.capture_panel.rows() == []
+
+
+@needs_display
+def test_bounding_box_and_colour_toggles(qtbot, window, result_dir):
+    import vtk
+
+    _open_and_wait(qtbot, window, result_dir)
+    renderer = window.viewport.renderer
+    assert window.bounds_actor is None and not window.bounds_action.isChecked()
+    window.bounds_action.trigger()
+    actor = window.bounds_actor
+    assert actor is not None and window.model.show_bounds
+    assert renderer.GetActors().IsItemPresent(actor)
+    outline = actor.mapper.dataset
+    assert (outline.n_points, outline.n_lines) == (8, 12)
+    assert np.allclose(outline.bounds, window.mesh_actor.GetBounds())
+    window.bounds_action.trigger()
+    assert window.bounds_actor is None and not renderer.GetActors().IsItemPresent(actor)
+
+    mesh = window.mesh_actor
+    assert mesh.prop.GetRepresentation() == vtk.VTK_SURFACE
+    window.wireframe_action.trigger()
+    assert mesh.prop.GetRepresentation() == vtk.VTK_WIREFRAME
+    window.wireframe_action.trigger()
+    assert mesh.prop.GetRepresentation() == vtk.VTK_SURFACE
+
+    assert mesh.mapper.scalar_visibility and window.colors_action.isChecked()
+    window.colors_action.trigger()
+    assert not window.model.show_colors
+    assert not mesh.mapper.scalar_visibility and mesh.prop.lighting
+    window.colors_action.trigger()
+    assert mesh.mapper.scalar_visibility and not mesh.prop.lighting
+
+    # the outline follows a newly opened mesh
+    window.bounds_action.trigger()
+    small = write_sphere(result_dir.parent / "other" / "small.ply")
+    import trimesh
+
+    trimesh.load(small).apply_scale(0.5).export(small)
+    _open_and_wait(qtbot, window, small)
+    assert window.bounds_actor is not None
+    assert np.allclose(window.bounds_actor.mapper.dataset.bounds, window.mesh_actor.GetBounds())
+    assert window.mesh_actor.GetBounds()[1] < 0.6
+
+
 # -- without a display --------------------------------------------------------------------
 
 
