@@ -50,6 +50,16 @@ def test_no_overlap_says_to_shoot_more_views(tmp_path, capsys):
     assert "too little overlap" in err and "60-80 % overlap" in err
 
 
+def test_out_never_overwrites_the_photos(tmp_path, capsys):
+    photos = tmp_path / "cap" / "images"
+    photos.mkdir(parents=True)
+    for i in range(3):
+        _noise(photos / f"p{i}.png", seed=i)
+    assert main(["sfm", str(photos), "--out", str(tmp_path / "cap")]) == 2
+    assert "would overwrite the photos" in capsys.readouterr().err
+    assert len(list(photos.iterdir())) == 3
+
+
 def test_matcher_choice():
     assert choose_matcher([f"{i:06d}.png" for i in range(49)]) == "exhaustive"
     assert choose_matcher([f"IMG_{i:04d}.JPG" for i in range(61)]) == "sequential"

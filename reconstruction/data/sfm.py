@@ -185,7 +185,10 @@ def _run_child(capture: Path, matcher: str, threads: int) -> int:
         (capture / _RESULT_NAME).write_text(json.dumps({**out, **payload}))
         return code
 
-    sizes = {PIL.Image.open(images_dir / n).size for n in names}
+    sizes = set()
+    for n in names:
+        with PIL.Image.open(images_dir / n) as im:
+            sizes.add(im.size)
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"
     extraction = pycolmap.FeatureExtractionOptions()
@@ -236,7 +239,8 @@ def _run_child(capture: Path, matcher: str, threads: int) -> int:
     rec.write(sparse)
     per_image = {}
     for image in rec.images.values():
-        if image.has_pose:
+        has_pose = image.has_pose() if callable(image.has_pose) else image.has_pose
+        if has_pose:
             err, n = _image_stats(rec, image)
             per_image[image.name] = {"reprojection_error": round(err, 4), "points3D": n}
     cam = next(iter(rec.cameras.values()))
@@ -293,6 +297,13 @@ def run_sfm(
             f"holds {len(photos)} JPEG/PNG image(s); structure from motion needs at least "
             f"{MIN_IMAGES}",
             "add more photos of the object from different viewpoints (60-80 % overlap)",
+        )
+    resolved_in, written = input_dir.resolve(), (capture / "images").resolve()
+    if resolved_in == written or written in resolved_in.parents or resolved_in == capture.resolve():
+        raise CaptureError(
+            capture,
+            f"--out would overwrite the photos in {input_dir}",
+            "choose an --out folder outside the photos' folder",
         )
     capture.mkdir(parents=True, exist_ok=True)
     (capture / REPORT_NAME).unlink(missing_ok=True)
