@@ -7,7 +7,7 @@ are drawn).
 Scripted use (demos, documentation pictures, smoke tests)::
 
     recon-studio CAPTURE --method sdf --start [--steps N | --budget S] [--set KEY=VALUE ...]
-                 --screenshot FILE --after SECONDS --quit
+                 [--out DIR] --screenshot FILE --after SECONDS --quit
 
 opens the window, starts training, saves a picture of the whole window SECONDS after the
 run started and quits (the engine is closed with the window). Exit code 1 when the run
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None, help="seconds of training")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a method setting for --start (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="result folder for --start (default: CAPTURE_METHOD beside it)")
     parser.add_argument("--screenshot", type=Path, default=None, metavar="FILE",
                         help="save a PNG of the window after --after seconds")
     parser.add_argument("--after", type=float, default=5.0, metavar="SECONDS",
@@ -139,8 +141,10 @@ class _Script:
             print(f"recon-studio: --set: {exc}", file=sys.stderr)
             QTimer.singleShot(0, window.close)
             return
+        if args.out is not None:
+            window.method_panel.out_edit.setText(str(args.out))
         if not window.start_training(method, budget=args.budget, steps=args.steps,
-                                     settings=settings):
+                                     settings=settings, out=args.out):
             print(f"recon-studio: {window.last_error}", file=sys.stderr)
         self._arm()
 

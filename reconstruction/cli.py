@@ -391,6 +391,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- demo ----------------------------------------------------------------------------------------
 
 
+def _demo_in_window(capture: Path, result: Path, args: argparse.Namespace) -> int:
+    """Train the demo in the window (the mesh grows in its viewport); returns its exit code."""
+    cmd = [sys.executable, "-m", "app.main", str(capture), "--method", args.method, "--start",
+           "--budget", str(args.budget), "--out", str(result)]
+    _console().print(f"opening the window: {args.method} on {capture} for {args.budget:g} s "
+                     f"(close it any time; the result goes to {result})")
+    return subprocess.run(cmd, check=False).returncode
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     capture = out / "capture"
@@ -400,6 +409,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         subprocess.run([sys.executable, "-m", "render.demo_capture", "--out", str(capture),
                         "--size", str(args.size)], check=True)
     result = out / "result"
+    show = args.show if args.show is not None else (
+        bool(os.environ.get("DISPLAY")) and sys.stdin.isatty() and not os.environ.get("CI"))
+    if show:
+        code = _demo_in_window(capture, result, args)
+        if code != 0:
+            raise UsageError(f"the window ended with exit code {code}; run `recon demo "
+                             f"--no-show` for the headless demo")
+        metrics_path = result / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        print(json.dumps({"out": str(out), **{k: metrics[k] for k in ("steps", "seconds", "test_psnr")
+                                              if k in metrics}}))
+        return 0
     metrics = run_fit(str(capture), args.method, str(result), budget=args.budget, steps=None,
                       downscale=1, device=args.device, settings={})
     preview = out / "preview.png"
@@ -410,12 +431,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"after {metrics.get('steps')} steps ({metrics.get('seconds')} s)")
     console.print(f"  mesh     {result / 'mesh.ply'}\n  metrics  {result / 'metrics.json'}\n"
                   f"  picture  {preview}")
-    show = args.show if args.show is not None else (
-        bool(os.environ.get("DISPLAY")) and sys.stdin.isatty() and not os.environ.get("CI"))
-    if show:
-        subprocess.run([sys.executable, "-c",
-                        "import sys; from render.preview import show_mesh; show_mesh(sys.argv[1], sys.argv[2])",
-                        str(result / "mesh.ply"), str(capture / "gt" / "mesh.ply")], check=False)
     print(json.dumps({"out": str(out), **{k: metrics[k] for k in ("steps", "seconds", "test_psnr") if k in metrics}}))
     return 0
 
@@ -504,8 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--show", dest="show", action="store_true", default=None, help="open a 3D window")
-    g.add_argument("--no-show", dest="show", action="store_false")
+    g.add_argument("--show", dest="show", action="store_true", default=None,
+                   help="train in the ReconStudio window (default when a display and a "
+                        "terminal are there and CI is not set)")
+    g.add_argument("--no-show", dest="show", action="store_false",
+                   help="headless: fit, write preview.png, print one JSON line")
     s.set_defaults(func=cmd_demo)
     return p
 
