@@ -349,6 +349,10 @@ class MainWindow(QMainWindow):
         self.viewport.set_background(BACKGROUND)
         self.viewport.add_axes(interactive=False)
         self._own_viewport_keys()
+        self._click_start: tuple[int, int] | None = None
+        iren = self.viewport.iren
+        iren.add_observer("LeftButtonPressEvent", self._on_viewport_press)
+        iren.add_observer("LeftButtonReleaseEvent", self._on_viewport_release)
         self.setCentralWidget(self.viewport)
 
     def _own_viewport_keys(self) -> None:
@@ -800,6 +804,38 @@ class MainWindow(QMainWindow):
             self.highlight_actor.SetPickable(False)
             self.highlight_actor.SetVisibility(self.model.show_cameras)
         self.viewport.render()
+
+    def _on_viewport_press(self, *_args) -> None:
+        self._click_start = tuple(self.viewport.iren.get_event_position())
+
+    def _on_viewport_release(self, *_args) -> None:
+        start, self._click_start = self._click_start, None
+        pos = tuple(self.viewport.iren.get_event_position())
+        if start is not None and abs(pos[0] - start[0]) + abs(pos[1] - start[1]) <= 3:
+            self.pick_camera_at(*pos)  # a click, not the end of a rotation
+
+    def pick_camera_at(self, x: int, y: int) -> int | None:
+        """The camera whose frustum is under display pixel (x, y) (VTK's origin bottom left):
+        highlighted, and its image selected in the Capture panel. None when there is none."""
+        actor, frustums = self.cameras_actor, self._frustums
+        n = len(self._frustum_index)
+        if actor is None or not actor.GetVisibility() or frustums is None or not n:
+            return None
+        import vtk
+
+        picker = vtk.vtkCellPicker()
+        picker.SetTolerance(0.01)
+        picker.PickFromListOn()
+        picker.AddPickList(actor)
+        if not picker.Pick(x, y, 0, self.viewport.renderer) or picker.GetCellId() < 0:
+            return None
+        index = int(picker.GetCellId()) // (frustums.n_cells // n)
+        rows = [self._frustum_of(im) for im in self.capture_info.images] if self.capture_info else []
+        if index in rows:
+            self.capture_panel.select(rows.index(index))  # previews and highlights
+        else:
+            self.highlight_frustum(index)
+        return index
 
     @property
     def highlighted_frustum(self) -> int | None:

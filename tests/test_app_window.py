@@ -457,6 +457,29 @@ def test_capture_panel_lists_every_image_and_the_broken_one_as_skipped(
     panel.list.setCurrentRow([n for n, _, _ in panel.rows()].index("train/r_2"))
     assert "not a readable image" in panel.detail_label.text()
 
+    # a click on a camera in the viewport selects its image
+    renderer = window.viewport.renderer
+    corners = np.asarray(window.cameras_actor.mapper.dataset.points)[8 * 4:8 * 4 + 5]
+    renderer.SetWorldPoint(*(0.5 * (corners[0] + corners[1])), 1.0)  # on the edge 0-1
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    assert window.pick_camera_at(int(round(x)), int(round(y))) == 4
+    assert panel.rows()[panel.list.currentRow()][0] == "train/r_4"
+    assert window.highlighted_frustum == 4
+    assert window.pick_camera_at(2, 2) is None  # empty background
+    # the same through a real mouse click (Qt's origin is top left, VTK's bottom left)
+    from PySide6.QtCore import QPoint, Qt
+
+    corners = np.asarray(window.cameras_actor.mapper.dataset.points)[8 * 5:8 * 5 + 5]
+    renderer.SetWorldPoint(*(0.5 * (corners[0] + corners[2])), 1.0)
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    ratio = window.viewport.devicePixelRatio()
+    qx, qy = round(x / ratio), round(window.viewport.height() - y / ratio)
+    qtbot.mouseClick(window.viewport, Qt.MouseButton.LeftButton, pos=QPoint(qx, qy))
+    qtbot.waitUntil(lambda: window.highlighted_frustum == 5, timeout=5000)
+    assert panel.rows()[panel.list.currentRow()][0] == "train/r_5"
+
     artifacts = Path(__file__).resolve().parent / "artifacts"
     window.save_window_screenshot(artifacts / "capture_panel.png")
 
