@@ -762,6 +762,9 @@ class MainWindow(QMainWindow):
             return
         image = info.images[index]
         if image.path:
+            thumb = self._thumb_cache.get(self._thumb_key(image.path, self.capture_panel.thumb_size))
+            if thumb is not None:  # at once, until the sharper preview arrives
+                self.capture_panel.set_preview(index, thumb)
             self.thread_pool.start(ImageJob(self._capture_request, [(index, image.path)],
                                             PREVIEW_SIZE, self._image_signals,
                                             self._image_cancel, preview=True))

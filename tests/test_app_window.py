@@ -480,6 +480,10 @@ def test_capture_panel_lists_every_image_and_the_broken_one_as_skipped(
     qtbot.waitUntil(lambda: window.highlighted_frustum == 5, timeout=5000)
     assert panel.rows()[panel.list.currentRow()][0] == "train/r_5"
 
+    window.thread_pool.waitForDone(10_000)  # the larger picture of train/r_5
+    qtbot.wait(50)
+    pix = panel.preview_label.pixmap()
+    assert pix is not None and pix.width() > 64  # larger than the thumbnail
     artifacts = Path(__file__).resolve().parent / "artifacts"
     window.save_window_screenshot(artifacts / "capture_panel.png")
 
