@@ -85,6 +85,8 @@ def _natural(text: str) -> list:
 
 def _display_name(path: str, root: Path) -> str:
     p = Path(path)
+    if not p.is_absolute():
+        p = root / p  # a frame's file_path is relative to the capture
     try:
         p = p.resolve().relative_to(root.resolve())
     except (ValueError, OSError):

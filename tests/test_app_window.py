@@ -552,7 +552,7 @@ def test_bounding_box_and_colour_toggles(qtbot, window, result_dir):
 def test_importing_the_app_does_not_import_torch():
     """app may use the engine client, which imports torch lazily; app itself must not."""
     code = (
-        "import sys, app.main, app.model, app.window, app.panels, app.training; sys.exit(1 if 'torch' in sys.modules else 0)"
+        "import sys, app.main, app.model, app.window, app.panels, app.training, app.capture; sys.exit(1 if 'torch' in sys.modules else 0)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -618,3 +618,33 @@ def test_main_rejects_a_bad_path_before_opening_a_window(tmp_path, capsys):
 
     assert main([str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_capture_info_parses_recon_info_json(tmp_path):
+    from app.capture import parse_capture_info
+
+    root = tmp_path / "cap"
+    text = json.dumps({
+        "format": "nerfstudio", "images": 2, "resolution": [64, 48], "masks": False,
+        "split": {"train": 1, "test": 1}, "problems": ["x"],
+        "frames": [
+            {"name": "f10", "file_path": "images/f10.jpg", "image": str(root / "images/f10.jpg"),
+             "split": "train"},
+            {"name": "f2", "file_path": "images/f2.jpg", "image": str(root / "images/f2.jpg"),
+             "split": "test"},
+        ],
+        "skipped": [
+            {"path": str(root / "images/f3.jpg"), "problem": "image is 10x10", "fix": "resize it"},
+            {"path": "images/f4", "problem": "camera pose is NaN", "fix": "fix the pose"},
+        ],
+    })
+    info = parse_capture_info(text, root)
+    assert [(im.name, im.status) for im in info.images] == [
+        ("images/f2", "test"), ("images/f3", "skipped"), ("images/f4", "skipped"),
+        ("images/f10", "train")]  # natural order of the paths
+    f3, f4 = info.images[1], info.images[2]
+    assert f3.reason == "image is 10x10. resize it" and f3.path.endswith("f3.jpg")
+    assert f4.path == "" and "NaN" in f4.reason  # no file to show
+    assert ("images", "2 used, 1 skipped") in info.summary_rows()
+    with pytest.raises(ValueError, match="recon info"):
+        parse_capture_info("not json", root)
