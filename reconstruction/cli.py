@@ -2,6 +2,7 @@
 
     recon info DATA                      what was detected in a capture
     recon sfm PHOTOS --out CAPTURE [--matcher auto] [--max-size PX]   cameras for photos
+    recon sfm VIDEO --out CAPTURE [--frames N]                          ... or a video
     recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
     recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
     recon export DIR --format ply|obj|glb|stl [--faces N] [--out FILE]
@@ -184,12 +185,13 @@ def print_sfm_report(report: dict[str, Any]) -> None:
 
 
 def _sfm(input_dir: Path, out: Path, matcher: str = "auto", max_size: int | None = None,
-         timeout: float | None = None) -> dict[str, Any]:
+         timeout: float | None = None, frames: int | None = None) -> dict[str, Any]:
     from reconstruction.data import sfm
 
     return sfm.run_sfm(input_dir, out, matcher=matcher,
                        max_size=max_size or sfm.DEFAULT_MAX_SIZE,
-                       timeout=timeout or sfm.DEFAULT_TIMEOUT)
+                       timeout=timeout or sfm.DEFAULT_TIMEOUT,
+                       frames=frames or sfm.DEFAULT_FRAMES)
 
 
 def is_photo_folder(path: str | Path) -> bool:
@@ -208,16 +210,24 @@ def is_photo_folder(path: str | Path) -> bool:
 
 
 def sfm_capture_dir(photos: Path) -> Path:
-    """Where `recon fit PHOTOS` keeps the cameras it made: PHOTOS/../<name>_capture."""
+    """Where `recon fit PHOTOS` keeps the cameras it made: PHOTOS/../<name>_capture.
+
+    For a video file VIDEO.mp4 it is VIDEO_capture beside it.
+    """
+    from reconstruction.data.video import is_video
+
     photos = Path(photos).expanduser().resolve()
-    return photos.parent / f"{photos.name}_capture"
+    name = photos.stem if is_video(photos) else photos.name
+    return photos.parent / f"{name}_capture"
 
 
 def ensure_capture(data: str | Path) -> Path:
     """``data`` itself, or for a plain photo folder the SfM capture made (once) beside it."""
     from reconstruction.data.sfm import report_is_current
+    from reconstruction.data.video import is_video
 
-    if not is_photo_folder(data):
+    video = is_video(Path(data).expanduser())
+    if not video and not is_photo_folder(data):
         return Path(data)
     photos = Path(data).expanduser()
     capture = sfm_capture_dir(photos)
@@ -225,7 +235,8 @@ def ensure_capture(data: str | Path) -> Path:
     if report_is_current(capture, photos):
         console.print(f"using the cameras in {capture} (delete it to run structure from motion again)")
         return capture
-    console.print(f"{photos} holds photos without cameras: structure from motion into {capture}")
+    what = "is a video" if video else "holds photos without cameras"
+    console.print(f"{photos} {what}: structure from motion into {capture}")
     print_sfm_report(_sfm(photos, capture))
     return capture
 
@@ -233,7 +244,10 @@ def ensure_capture(data: str | Path) -> Path:
 def cmd_sfm(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 16:
         raise UsageError(f"--max-size {args.max_size}: use at least 16 pixels")
-    report = _sfm(Path(args.input), Path(args.out), args.matcher, args.max_size, args.timeout)
+    if args.frames is not None and args.frames < 3:
+        raise UsageError(f"--frames {args.frames}: use at least 3 frames")
+    report = _sfm(Path(args.input), Path(args.out), args.matcher, args.max_size, args.timeout,
+                  args.frames)
     print_sfm_report(report)
     print(json.dumps({"out": report["capture"], "registered": report["images_registered"],
                       "images": report["images_total"], "points3D": report["points3D"],
@@ -466,18 +480,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("sfm", help="recover the cameras of a folder of photos (COLMAP capture)")
-    s.add_argument("input", help="folder of JPEG/PNG photos (optional masks/ inside)")
+    s.add_argument("input", help="folder of JPEG/PNG photos (optional masks/ inside), or a video "
+                                 "(.mp4 .mov .avi .mkv .webm)")
     s.add_argument("--out", required=True, help="capture folder to write (images/, sparse/0/, sfm_report.json)")
     s.add_argument("--matcher", default="auto", choices=["auto", "exhaustive", "sequential"],
                    help="auto: sequential for more than 60 images or video-frame names, else exhaustive")
     s.add_argument("--max-size", type=int, default=None,
                    help="resize so the longer side is at most PX (default 1600)")
     s.add_argument("--timeout", type=float, default=None, help="seconds before SfM is stopped (default 3600)")
+    s.add_argument("--frames", type=int, default=None,
+                   help="for a video: split it into N windows and keep the sharpest frame of "
+                        "each (default 120, at most the frame count)")
     s.set_defaults(func=cmd_sfm)
 
     s = sub.add_parser("fit", help="train a method on a capture and write its outputs")
     s.add_argument("data", help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, "
-                                "COLMAP) or a folder of photos (cameras by `recon sfm` first)")
+                                "COLMAP), a folder of photos or a video (cameras by `recon sfm` first)")
     s.add_argument("--method", default="nerf")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--budget", type=float, default=None, help="seconds of training")

@@ -49,6 +49,7 @@ import PIL.Image
 import PIL.ImageOps
 
 from reconstruction.data.scene import CaptureError
+from reconstruction.data.video import DEFAULT_FRAMES, VIDEO_EXTENSIONS, extract_frames, is_video
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
 REPORT_NAME = "sfm_report.json"
@@ -257,15 +258,19 @@ def _run_child(capture: Path, matcher: str, threads: int) -> int:
 
 
 def report_is_current(capture: Path, input_dir: Path, max_size: int | None = None) -> bool:
-    """True if ``capture`` holds a finished SfM of ``input_dir``'s current photos."""
+    """True if ``capture`` holds a finished SfM of ``input_dir``'s current photos (or video)."""
     try:
         report = json.loads((capture / REPORT_NAME).read_text())
     except (OSError, ValueError):
         return False
     if not (capture / "sparse" / "0").is_dir():
         return False
-    names = [p.name for p in list_photos(input_dir)]
     same_size = max_size is None or report.get("max_size") == max_size
+    if is_video(input_dir):
+        video = report.get("video") or {}
+        return (same_size and video.get("path") == str(Path(input_dir).resolve())
+                and video.get("bytes") == Path(input_dir).stat().st_size)
+    names = [p.name for p in list_photos(input_dir)]
     return same_size and report.get("input_images") == names
 
 
@@ -278,18 +283,54 @@ def run_sfm(
     timeout: float = DEFAULT_TIMEOUT,
     threads: int | None = None,
     progress: Progress = _stderr,
+    frames: int = DEFAULT_FRAMES,
 ) -> dict:
-    """Photos in ``input_dir`` -> COLMAP capture in ``capture``; returns the report.
+    """Photos in ``input_dir`` (or a video) -> COLMAP capture in ``capture``; the report.
+
+    A video file (:data:`VIDEO_EXTENSIONS`) is first cut into up to ``frames`` sharp,
+    distinct frames (``reconstruction.data.video``) named ``frame_00001.jpg`` ...; the
+    report then also holds ``video`` (path, fps, frame count, kept and dropped frames).
 
     Raises :class:`CaptureError` when there are fewer than 3 usable photos, when no model
     can be built (too little overlap) or when the SfM process crashes or times out.
     """
     input_dir, capture = Path(input_dir).expanduser(), Path(capture).expanduser()
-    t0 = time.perf_counter()
-    if not input_dir.is_dir():
-        raise CaptureError(input_dir, "is not a folder", "give the folder holding the photos")
     if max_size < 16:
         raise CaptureError(input_dir, f"--max-size {max_size} is too small", "use at least 16 px")
+    if not is_video(input_dir):
+        return _run_sfm(input_dir, capture, matcher=matcher, max_size=max_size,
+                        timeout=timeout, threads=threads, progress=progress)
+    t0 = time.perf_counter()
+    capture.mkdir(parents=True, exist_ok=True)
+    (capture / REPORT_NAME).unlink(missing_ok=True)
+    staging = capture / ".video_frames"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        video = extract_frames(input_dir, staging, frames=frames, max_size=max_size,
+                               progress=progress)
+        for d in video["dropped"]:
+            progress(f"frame {d['index']} dropped: {d['reason']} (sharpness {d['sharpness']:.1f})")
+        extract_s = round(time.perf_counter() - t0, 2)
+        progress(f"kept {len(video['kept'])} of {video['frame_count']} frames in {extract_s:.1f} s")
+        report = _run_sfm(staging, capture, matcher=matcher, max_size=max_size, timeout=timeout,
+                          threads=threads, progress=progress, write=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report["input"] = video["path"]
+    report["video"] = video
+    report["seconds"] = {"extract": extract_s, **report["seconds"],
+                         "total": round(time.perf_counter() - t0, 2)}
+    (capture / REPORT_NAME).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _run_sfm(input_dir: Path, capture: Path, *, matcher: str, max_size: int, timeout: float,
+             threads: int | None, progress: Progress, write: bool = True) -> dict:
+    t0 = time.perf_counter()
+    if not input_dir.is_dir():
+        raise CaptureError(input_dir, "is not a folder",
+                           "give the folder holding the photos, or a video ("
+                           + " ".join(VIDEO_EXTENSIONS) + ")")
     photos = list_photos(input_dir)
     if len(photos) < MIN_IMAGES:
         raise CaptureError(
@@ -396,7 +437,8 @@ def run_sfm(
         "left_out": left,
         "seconds": seconds,
     }
-    (capture / REPORT_NAME).write_text(json.dumps(report, indent=2))
+    if write:
+        (capture / REPORT_NAME).write_text(json.dumps(report, indent=2))
     (capture / "database.db").unlink(missing_ok=True)
     if len(registered) < len(photos):
         progress(f"warning: {len(photos) - len(registered)} of {len(photos)} images left out: "
