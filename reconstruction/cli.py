@@ -3,6 +3,7 @@
     recon info DATA                      what was detected in a capture
     recon sfm PHOTOS --out CAPTURE [--matcher auto] [--max-size PX]   cameras for photos
     recon sfm VIDEO --out CAPTURE [--frames N]                          ... or a video
+    recon scale CAPTURE --points X1 Y1 Z1 X2 Y2 Z2 --distance METRES    metric scale
     recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
     recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
     recon export DIR --format ply|obj|glb|stl [--faces N] [--out FILE]
@@ -255,6 +256,18 @@ def cmd_sfm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    from reconstruction.data.scale import rescale_capture
+
+    pts = args.points
+    record = rescale_capture(args.capture, pts[:3], pts[3:], args.distance)
+    _console().print(f"scaled {args.capture} by {record['factor']:.6g} (points "
+                     f"{record['distance_before']:.6g} -> {record['distance']:.6g} apart)")
+    print(json.dumps({"capture": str(args.capture), "factor": record["factor"],
+                      "total_factor": record["total_factor"]}))
+    return 0
+
+
 # -- render --------------------------------------------------------------------------------------
 
 
@@ -492,6 +505,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a video: split it into N windows and keep the sharpest frame of "
                         "each (default 120, at most the frame count)")
     s.set_defaults(func=cmd_sfm)
+
+    s = sub.add_parser("scale", help="give a capture from `recon sfm` metric scale from two points")
+    s.add_argument("capture", help="capture folder written by `recon sfm` (sparse/0/)")
+    s.add_argument("--points", type=float, nargs=6, required=True, metavar=("X1", "Y1", "Z1", "X2", "Y2", "Z2"),
+                   help="two points in the capture's current coordinates")
+    s.add_argument("--distance", type=float, required=True, metavar="METRES",
+                   help="their real distance: the capture is scaled so they end up this far apart")
+    s.set_defaults(func=cmd_scale)
 
     s = sub.add_parser("fit", help="train a method on a capture and write its outputs")
     s.add_argument("data", help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, "
