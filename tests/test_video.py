@@ -104,3 +104,16 @@ def test_sfm_on_a_video_keeps_sharp_distinct_frames_and_loads(tmp_path, capsys, 
 
     monkeypatch.setattr(cli, "_sfm", no_sfm)
     assert cli.ensure_capture(video) == capture.resolve()
+
+
+def test_a_still_video_is_too_few_frames(tmp_path, capsys):
+    video = tmp_path / "still.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    for _ in range(12):
+        writer.write(frame)
+    writer.release()
+    assert main(["sfm", str(video), "--out", str(tmp_path / "cap")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(video) in err and "distinct sharp frame" in err and ".video_frames" not in err
+    assert not (tmp_path / "cap" / ".video_frames").exists()

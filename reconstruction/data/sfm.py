@@ -18,6 +18,12 @@ loader reads (``reconstruction.data.colmap``):
    reprojection error (pixels) and number of observed 3D points, the images left out and
    why, seconds per stage.
 
+A video file (``.mp4 .mov .avi .mkv .webm``) is first cut into frames
+(``reconstruction.data.video``: the sharpest frame of each of ``frames`` equal windows,
+near-duplicates and much blurrier frames dropped), written as ``frame_00001.jpg`` ... and
+then goes through the same steps; the report also holds ``video`` (path, fps, frame count,
+kept frames with their sharpness, dropped ones with the reason).
+
 Matcher ``auto``: sequential (each image against its 10 neighbours by name, quadratic
 overlap) when there are more than 60 images or the names look like video frames
 (``frame_0001.jpg``, ``out0001.png``, ``video-12.jpg``), else exhaustive.
@@ -312,8 +318,20 @@ def run_sfm(
             progress(f"frame {d['index']} dropped: {d['reason']} (sharpness {d['sharpness']:.1f})")
         extract_s = round(time.perf_counter() - t0, 2)
         progress(f"kept {len(video['kept'])} of {video['frame_count']} frames in {extract_s:.1f} s")
-        report = _run_sfm(staging, capture, matcher=matcher, max_size=max_size, timeout=timeout,
-                          threads=threads, progress=progress, write=False)
+        if len(video["kept"]) < MIN_IMAGES:
+            raise CaptureError(
+                input_dir,
+                f"gives only {len(video['kept'])} distinct sharp frame(s) of "
+                f"{video['frame_count']}; structure from motion needs at least {MIN_IMAGES}",
+                "film a slow, steady turn around the object, or raise --frames",
+            )
+        try:
+            report = _run_sfm(staging, capture, matcher=matcher, max_size=max_size,
+                              timeout=timeout, threads=threads, progress=progress, write=False)
+        except CaptureError as e:
+            if e.path != str(staging):
+                raise
+            raise CaptureError(input_dir, e.problem, e.fix) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report["input"] = video["path"]
