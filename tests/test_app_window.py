@@ -439,11 +439,12 @@ def test_capture_panel_lists_every_image_and_the_broken_one_as_skipped(
     assert "skipped" in skipped.text() and "not a readable image" in skipped.toolTip()
     assert "7 used, 1 skipped" in panel.summary_label.text()
 
-    # thumbnails arrive from the thread pool; the GUI process stays torch-free
+    # thumbnails arrive from the thread pool (capture facts come from a `recon info`
+    # subprocess: the window process stays torch-free, which the scripted-mode test checks
+    # in a clean process; here other tests of the session may have loaded torch already)
     qtbot.waitUntil(lambda: window._thumbs_missing == 0, timeout=30_000)
     good = next(it for it in items if it.text().startswith("train/r_1"))
     assert good.icon().pixmap(64, 64).toImage().pixelColor(32, 32).name() != "#d0d4da"
-    assert "torch" not in sys.modules
 
     # a click shows the image larger and highlights its camera
     row = [n for n, _, _ in panel.rows()].index("train/r_3")
