@@ -66,7 +66,7 @@ def sharpness(frame: np.ndarray) -> float:
 
 def _thumb(frame: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(grey, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(grey, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)  # uint8: 4 KB
 
 
 def _open(video: Path) -> cv2.VideoCapture:
@@ -103,7 +103,8 @@ def select_frames(sharp: list[float], thumbs: list[np.ndarray], frames: int) -> 
             sharp_enough.append(i)
     kept: list[int] = []
     for i in sharp_enough:
-        if kept and float(np.abs(thumbs[i] - thumbs[kept[-1]]).mean()) < DUPLICATE_MAD:
+        diff = np.abs(thumbs[i].astype(np.float32) - thumbs[kept[-1]]) if kept else None
+        if diff is not None and float(diff.mean()) < DUPLICATE_MAD:
             loser = i
             if sharp[i] > sharp[kept[-1]]:
                 loser, kept[-1] = kept[-1], i
@@ -146,10 +147,12 @@ def extract_frames(video: str | Path, out_dir: str | Path, *, frames: int = DEFA
     try:
         index = 0
         while index <= kept[-1]:
-            ok, frame = cap.read()
-            if not ok or frame is None:
+            if not cap.grab():  # decode only; the picture is converted for kept frames alone
                 break
             if index in names:
+                ok, frame = cap.retrieve()
+                if not ok or frame is None:
+                    break
                 cv2.imwrite(str(out_dir / names[index]), _small(frame, max_size),
                             [cv2.IMWRITE_JPEG_QUALITY, 95])
             index += 1
