@@ -379,27 +379,26 @@ class MainWindow(QMainWindow):
         header = self.result_tree.header()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.result_dock = QDockWidget("Result", self)
-        self.result_dock.setObjectName("result_dock")
-        self.result_dock.setWidget(self.result_tree)
-        self.result_dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        self.result_dock = self._dock("Result", "result_dock", self.result_tree)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.result_dock)
         self.resizeDocks([self.result_dock], [300], Qt.Orientation.Horizontal)
 
         self.capture_panel = CapturePanel()
         self.capture_panel.image_selected.connect(self._on_capture_image_changed)
-        self.capture_dock = QDockWidget("Capture", self)
-        self.capture_dock.setObjectName("capture_dock")
-        self.capture_dock.setWidget(self.capture_panel)
-        self.capture_dock.setFeatures(
+        self.capture_dock = self._dock("Capture", "capture_dock", self.capture_panel)
+        self.splitDockWidget(self.result_dock, self.capture_dock, Qt.Orientation.Vertical)
+        self.capture_dock.hide()  # shown while a capture is open
+
+    def _dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+        """A movable, closable dock holding ``widget`` (``name`` keys its saved state)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
-        self.splitDockWidget(self.result_dock, self.capture_dock, Qt.Orientation.Vertical)
-        self.capture_dock.hide()  # shown while a capture is open
+        return dock
 
     def _build_training_docks(self) -> None:
         self.method_panel = MethodPanel()
@@ -408,24 +407,12 @@ class MainWindow(QMainWindow):
         self.method_panel.resume_requested.connect(self._on_resume_clicked)
         self.method_panel.stop_requested.connect(self._on_stop_clicked)
         self.method_panel.restart_requested.connect(self._on_restart_clicked)
-        self.method_dock = QDockWidget("Method", self)
-        self.method_dock.setObjectName("method_dock")
-        self.method_dock.setWidget(self.method_panel)
-        self.method_dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        self.method_dock = self._dock("Method", "method_dock", self.method_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.method_dock)
         self.resizeDocks([self.method_dock], [310], Qt.Orientation.Horizontal)
 
         self.training_panel = TrainingPanel()
-        self.training_dock = QDockWidget("Training", self)
-        self.training_dock.setObjectName("training_dock")
-        self.training_dock.setWidget(self.training_panel)
-        self.training_dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        self.training_dock = self._dock("Training", "training_dock", self.training_panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.training_dock)
         self.resizeDocks([self.training_dock], [210], Qt.Orientation.Vertical)
 

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_app_window import (  # noqa: F401  (no_leftovers is an autouse fixture)
+from test_app_window import (  # noqa: F401  (no_leftovers: autouse; result_dir: a fixture)
     METRICS,
     _background_rgb,
     _drag_events,
     needs_display,
     no_leftovers,
+    result_dir,
     write_sphere,
 )
 
@@ -55,15 +56,6 @@ def capture(tiny_capture, tmp_path) -> Path:
     dest = tmp_path / "capture"
     shutil.copytree(tiny_capture, dest)
     return dest
-
-
-@pytest.fixture
-def sphere_result(tmp_path) -> Path:
-    """A result folder as `recon fit` writes it (a coloured sphere and metrics.json)."""
-    folder = tmp_path / "result"
-    write_sphere(folder / "mesh.ply")
-    (folder / "metrics.json").write_text(json.dumps(METRICS))
-    return folder
 
 
 @pytest.fixture
@@ -285,27 +277,27 @@ def test_bad_capture_shows_the_message_and_hint(qtbot, twindow, capture):
 
 @needs_display
 @pytest.mark.timeout(120)
-def test_export_writes_a_file_trimesh_opens(qtbot, twindow, sphere_result, tmp_path):
+def test_export_writes_a_file_trimesh_opens(qtbot, twindow, result_dir, tmp_path):  # noqa: F811
     import trimesh
 
     from app.panels import ExportDialog
 
     window = twindow
     with qtbot.waitSignal(window.mesh_shown, timeout=30_000):
-        window.open_path(sphere_result)
+        window.open_path(result_dir)
     assert window.export_action.isEnabled()
 
-    dialog = ExportDialog(sphere_result, window)
+    dialog = ExportDialog(result_dir, window)
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("glb"))
     dialog.faces_spin.setValue(300)
-    assert dialog.path == sphere_result / "mesh_300.glb"  # never over the full mesh.ply
+    assert dialog.path == result_dir / "mesh_300.glb"  # never over the full mesh.ply
     target = tmp_path / "exported" / "sphere.glb"
     dialog.path_edit.setText(str(target))
     dialog.close()
 
     target.parent.mkdir()
     with qtbot.waitSignal(window.export_finished, timeout=60_000) as done:
-        assert window.export_mesh(sphere_result, dialog.path, dialog.fmt, dialog.faces)
+        assert window.export_mesh(result_dir, dialog.path, dialog.fmt, dialog.faces)
     assert Path(done.args[0]) == target
     mesh = trimesh.load(target, force="mesh", process=False)
     assert 0 < len(mesh.faces) <= 300
@@ -314,19 +306,19 @@ def test_export_writes_a_file_trimesh_opens(qtbot, twindow, sphere_result, tmp_p
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with qtbot.waitSignal(window.export_failed, timeout=60_000) as failed:
-        window.export_mesh(sphere_result, blocker / "mesh.ply", "ply", None)
+        window.export_mesh(result_dir, blocker / "mesh.ply", "ply", None)
     assert "cannot be written" in failed.args[0]
     _close(window)
 
 
 @needs_display
 @pytest.mark.timeout(90)
-def test_save_screenshot_writes_the_viewport(qtbot, twindow, sphere_result, tmp_path):
+def test_save_screenshot_writes_the_viewport(qtbot, twindow, result_dir, tmp_path):  # noqa: F811
     from PIL import Image
 
     window = twindow
     with qtbot.waitSignal(window.mesh_shown, timeout=30_000):
-        window.open_path(sphere_result)
+        window.open_path(result_dir)
     path = window.save_screenshot(tmp_path / "view")
     assert path.suffix == ".png"
     w, h = Image.open(path).size
