@@ -162,9 +162,9 @@ def _resolve_result(folder: Path, files: tuple[Path, ...]) -> Source:
             else:
                 notes.append("metrics.json is not a JSON object; ignored")
     mesh = folder / "mesh.ply"
-    if not mesh.is_file():
+    if not mesh.is_file() and not any((folder / f).is_file() for f in ("curves.json", "splats.ply")):
         shown = ", ".join(p.name for p in files)
-        notes.append(f"no mesh.ply here ({shown}); curves and splats are not drawn yet")
+        notes.append(f"no mesh.ply, curves.json or splats.ply here ({shown})")
     # The capture the result was trained on, for its cameras (only when it is still there).
     cameras = None
     data = metrics.get("data")

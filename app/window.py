@@ -69,6 +69,14 @@ from app.training import (
     default_output,
     parse_catalog,
 )
+from app.viewport import (
+    curves_polydata,
+    edge_points_polydata,
+    read_curves,
+    read_splats,
+    splat_point_size,
+    splats_polydata,
+)
 from reconstruction import protocol as P
 from reconstruction.engine import CHECKPOINT_NAME, EngineProcess
 from render.preview import (
@@ -96,6 +104,9 @@ FRUSTUM_SEGMENTS = ((0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 
 MAX_RECENT = 8
 MAX_POINTS = 20_000
 """Training points drawn at most (60k points cost ~50 ms a frame on a software rasteriser)."""
+GEOMETRY_KINDS = {"curves": curves_polydata, "edge_points": edge_points_polydata,
+                  "splats": splats_polydata}
+"""Snapshot kinds drawn by :meth:`MainWindow.show_geometry`, with their converters."""
 _CATALOG: dict[str, MethodInfo] | None = None
 """The method catalogue, once read in this process (it does not change while the app runs)."""
 
@@ -262,6 +273,9 @@ class MainWindow(QMainWindow):
     """Emitted with the number of images once the Capture panel lists the open capture."""
     thumbnails_done = Signal()
     """Emitted when every thumbnail of the listed capture is in the panel."""
+    geometry_shown = Signal(str, int)
+    """Emitted with the kind ("curves", "edge_points", "splats") and its number of points
+    once a result file of that kind is in the viewport."""
 
     redraw_interval = 0.2
     """Least seconds between two redraws for snapshots (at most 5 per second)."""
@@ -285,6 +299,9 @@ class MainWindow(QMainWindow):
         self.live_mesh_actor: pv.Actor | None = None
         self.live_points = pv.PolyData()
         self.points_actor: pv.Actor | None = None
+        self.geometry: dict[str, pv.PolyData] = {}
+        """Curves, edge points and splats shown now (live or from a result), by kind."""
+        self.geometry_actors: dict[str, pv.Actor] = {}
         self.software_gl: bool | None = None  # known once the viewport has a GL context
         self._live_fitted = False
         self._last_draw = 0.0
@@ -641,6 +658,8 @@ class MainWindow(QMainWindow):
                     )
         if source.mesh_path is not None:
             self._start_mesh_load(source.mesh_path)
+        if source.kind == "result":
+            self._show_result_geometry(source.path)
         if source.kind == "capture":
             self._describe_capture(source.path)
         self._apply_display()
@@ -860,6 +879,11 @@ class MainWindow(QMainWindow):
             return self.live_mesh.bounds
         if self.mesh_actor is not None:
             return self.mesh_actor.GetBounds()
+        shown = [g.bounds for g in self.geometry.values() if g.n_points]
+        if shown:
+            b = np.array(shown)
+            return (b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max(),
+                    b[:, 4].min(), b[:, 5].max())
         if self.cameras_actor is not None:
             return self.cameras_actor.GetBounds()
         return None
@@ -1269,7 +1293,7 @@ class MainWindow(QMainWindow):
     def _on_training_done(self, ev: P.Finished) -> None:
         self._draw_snapshots()
         out = self.training.request.out if self.training.request else None
-        if out and Path(out, "mesh.ply").is_file():
+        if out and any(Path(out, f).is_file() for f in ("mesh.ply", "curves.json", "splats.ply")):
             self.open_path(out)  # the full mesh and the metrics, through the usual loader
         psnr = ev.metrics.get("test_psnr")
         self._log("info", f"result in {out}" + (f"; test PSNR {psnr:.2f} dB" if psnr else ""))
@@ -1286,11 +1310,13 @@ class MainWindow(QMainWindow):
                     self._show_live_mesh(ev.payload)
                 elif ev.kind == "points":
                     self._show_live_points(ev.payload)
+                elif ev.kind in GEOMETRY_KINDS:
+                    self.show_geometry(ev.kind, ev.payload)
             except (KeyError, ValueError, TypeError) as exc:  # a malformed payload: say so, go on
                 self._log("warning", f"{ev.kind} snapshot of step {ev.step} not drawn: {exc}")
         self.viewport.render()
         for ev in snaps:
-            if ev.kind in ("mesh", "points"):
+            if ev.kind in ("mesh", "points") or ev.kind in GEOMETRY_KINDS:
                 self.snapshot_shown.emit(ev.kind, int(ev.step))
 
     def _show_live_mesh(self, payload: dict) -> None:
@@ -1330,11 +1356,60 @@ class MainWindow(QMainWindow):
             self.points_actor.SetVisibility(self.points_action.isChecked())
         self.live_points.Modified()
 
+    def show_geometry(self, kind: str, payload: dict) -> pv.PolyData:
+        """Curves, edge points or splats (a snapshot payload) in one actor per kind.
+
+        The kind's PolyData is refilled in place (``shallow_copy``): the actor stays.
+        """
+        data = GEOMETRY_KINDS[kind](payload)
+        shown = self.geometry.get(kind)
+        if shown is None:
+            shown = self.geometry[kind] = pv.PolyData()
+        shown.shallow_copy(data)
+        actor = self.geometry_actors.get(kind)
+        if actor is None and shown.n_points:
+            style = {"curves": dict(line_width=2.0),
+                     "edge_points": dict(style="points", point_size=3.0,
+                                         render_points_as_spheres=False),
+                     "splats": dict(style="points", point_size=splat_point_size(shown))}[kind]
+            actor = self.viewport.add_mesh(
+                shown, scalars=COLOR_ARRAY, rgb=True, lighting=False, show_scalar_bar=False,
+                name=f"live_{kind}", reset_camera=False, render=False, **style,
+            )
+            actor.SetPickable(False)
+            self.geometry_actors[kind] = actor
+            if not self._live_fitted:
+                self._live_fitted = True
+                self._fit_bounds(shown.bounds)
+        elif actor is not None and kind == "splats":
+            actor.prop.point_size = splat_point_size(shown)
+        shown.Modified()
+        if self.model.show_bounds:
+            self._update_bounds()
+        return shown
+
+    def _show_result_geometry(self, folder: Path) -> None:
+        """curves.json and splats.ply of a result folder, read now (they are small)."""
+        for name, kind, reader in (("curves.json", "curves", read_curves),
+                                   ("splats.ply", "splats", read_splats)):
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:
+                shown = self.show_geometry(kind, reader(path))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self._show_error(f"{name} not drawn: {exc}")
+                continue
+            self._log("info", f"{name}: {shown.n_points:,} points, {shown.n_cells:,} cells")
+            self.geometry_shown.emit(kind, int(shown.n_points))
+
     def _clear_live(self) -> None:
-        for actor in (self.live_mesh_actor, self.points_actor):
+        for actor in (self.live_mesh_actor, self.points_actor, *self.geometry_actors.values()):
             if actor is not None:
                 self.viewport.remove_actor(actor, render=False)
         self.live_mesh_actor = self.points_actor = None
+        self.geometry_actors = {}
+        self.geometry = {}
         self.live_mesh = pv.PolyData()
         self.live_points = pv.PolyData()
 
