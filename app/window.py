@@ -33,16 +33,19 @@ from PySide6.QtCore import (
     Qt,
     QThreadPool,
     QTimer,
+    QUrl,
     Signal,
     Slot,
 )
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
+    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QImage,
     QKeySequence,
+    QUndoStack,
 )
 from PySide6.QtWidgets import (
     QDialog,
@@ -69,6 +72,7 @@ from app.training import (
     default_output,
     parse_catalog,
 )
+from app.undo import SettingsCommand, ToggleCommand, UndoRecorder
 from app.viewport import (
     curves_polydata,
     edge_points_polydata,
@@ -335,6 +339,11 @@ class MainWindow(QMainWindow):
         self._frustum_index: dict[str, int] = {}
         self._frustums: pv.PolyData | None = None
 
+        self.undo_stack = QUndoStack(self)
+        """Edit > Undo/Redo: method settings and display toggles (geometry edits later)."""
+        self._undo = UndoRecorder(self.undo_stack)
+        self._settings_baseline: tuple[str, dict] | None = None
+
         self.setWindowTitle(self.model.title)
         self.resize(1280, 800)
         self._build_viewport()
@@ -424,6 +433,8 @@ class MainWindow(QMainWindow):
         self.method_panel.resume_requested.connect(self._on_resume_clicked)
         self.method_panel.stop_requested.connect(self._on_stop_clicked)
         self.method_panel.restart_requested.connect(self._on_restart_clicked)
+        self.method_panel.settings_form.changed.connect(self._on_settings_changed)
+        self.method_panel.method_changed.connect(self._on_method_changed)
         self.method_dock = self._dock("Method", "method_dock", self.method_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.method_dock)
         self.resizeDocks([self.method_dock], [310], Qt.Orientation.Horizontal)
@@ -464,6 +475,14 @@ class MainWindow(QMainWindow):
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self._on_quit)
         file_menu.addAction(self.quit_action)
+
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        edit_menu.addAction(self.undo_action)
+        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        edit_menu.addAction(self.redo_action)
 
         view_menu = self.menuBar().addMenu("&View")
         self.reset_view_action = QAction("&Reset View", self)
@@ -521,6 +540,19 @@ class MainWindow(QMainWindow):
         for action in (self.start_action, self.pause_action, self.resume_action,
                        self.stop_action, self.restart_action):
             train_menu.addAction(action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self.docs_action = QAction("&Documentation", self)
+        self.docs_action.setShortcut(QKeySequence.StandardKey.HelpContents)
+        self.docs_action.triggered.connect(self._on_docs_clicked)
+        help_menu.addAction(self.docs_action)
+        self.shortcuts_action = QAction("&Keyboard Shortcuts", self)
+        self.shortcuts_action.triggered.connect(self._on_shortcuts_clicked)
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addSeparator()
+        self.about_action = QAction("&About ReconStudio", self)
+        self.about_action.triggered.connect(self._on_about_clicked)
+        help_menu.addAction(self.about_action)
 
     # -- opening -------------------------------------------------------------------------------
     def open_path(self, path: str | Path) -> bool:
@@ -1035,18 +1067,22 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_wireframe_changed(self, checked: bool) -> None:
+        self._undo.push(ToggleCommand(self._undo, self.wireframe_action, checked))
         self.model.set_wireframe(checked)
 
     @Slot(bool)
     def _on_show_cameras_changed(self, checked: bool) -> None:
+        self._undo.push(ToggleCommand(self._undo, self.cameras_action, checked))
         self.model.set_show_cameras(checked)
 
     @Slot(bool)
     def _on_show_bounds_changed(self, checked: bool) -> None:
+        self._undo.push(ToggleCommand(self._undo, self.bounds_action, checked))
         self.model.set_show_bounds(checked)
 
     @Slot(bool)
     def _on_show_colors_changed(self, checked: bool) -> None:
+        self._undo.push(ToggleCommand(self._undo, self.colors_action, checked))
         self.model.set_show_colors(checked)
 
     # -- method catalogue ----------------------------------------------------------------------
@@ -1115,7 +1151,92 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             pass
         self._refresh_training()
+        self._reset_settings_baseline()
         self.methods_loaded.emit()
+
+    # -- undo of settings, help ------------------------------------------------------------------
+    def _reset_settings_baseline(self) -> None:
+        form = self.method_panel.settings_form
+        try:
+            self._settings_baseline = (form.method.name, form.values()) if form.method else None
+        except ValueError:
+            self._settings_baseline = None
+
+    @Slot(str)
+    def _on_method_changed(self, _name: str) -> None:
+        self._reset_settings_baseline()
+
+    @Slot()
+    def _on_settings_changed(self) -> None:
+        """A setting edited: one undo step per field changed (typing in a field merges)."""
+        form = self.method_panel.settings_form
+        base = self._settings_baseline
+        if form.method is None:
+            return
+        try:
+            values = form.values()
+        except ValueError:
+            return  # half-typed: recorded once it parses
+        if base is None or base[0] != form.method.name:
+            self._settings_baseline = (form.method.name, values)
+            return
+        old = base[1]
+        self._settings_baseline = (form.method.name, values)
+        for name, value in values.items():
+            if old.get(name) != value:
+                self._undo.push(SettingsCommand(self._undo, form, form.method.name, name,
+                                                old.get(name), value))
+
+    @staticmethod
+    def documentation_path() -> Path:
+        """The README the Help > Documentation action opens (docs/ sits beside it)."""
+        return Path(__file__).resolve().parents[1] / "README.md"
+
+    @staticmethod
+    def shortcut_rows(window: QMainWindow) -> list[tuple[str, str]]:
+        """(action, shortcut) for every menu action with a shortcut, in menu order."""
+        rows = []
+        for menu_action in window.menuBar().actions():
+            menu = menu_action.menu()
+            for action in (menu.actions() if menu else []):
+                key = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                if key:
+                    rows.append((action.text().replace("&", ""), key))
+        return rows
+
+    @Slot()
+    def _on_docs_clicked(self) -> None:
+        path = self.documentation_path()
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self._show_error(f"Could not open {path}; read it in a text editor or browser")
+
+    @Slot()
+    def _on_shortcuts_clicked(self) -> None:
+        rows = self.shortcut_rows(self) + [("Rotate / pan / zoom", "Left / middle / wheel drag")]
+        text = "<table>" + "".join(f"<tr><td>{a}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>"
+                                   for a, k in rows) + "</table>"
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard Shortcuts", text,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    @staticmethod
+    def version() -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("reconstudio")
+        except PackageNotFoundError:
+            return "0.1.0"
+
+    @Slot()
+    def _on_about_clicked(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "About ReconStudio",
+                          f"<b>ReconStudio {self.version()}</b><br>3D reconstruction from photos: "
+                          "radiance fields, surfaces, edges and Gaussian splats.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     # -- training --------------------------------------------------------------------------------
     def _capture_path(self) -> Path | None:
@@ -1415,6 +1536,7 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_show_points_changed(self, checked: bool) -> None:
+        self._undo.push(ToggleCommand(self._undo, self.points_action, checked))
         if self.points_actor is not None:
             self.points_actor.SetVisibility(checked)
             self.viewport.render()
