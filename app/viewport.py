@@ -240,3 +240,28 @@ def read_splats(path: Path) -> dict:
         scales = np.full(n, 0.01, dtype=np.float32)
     return {"positions": positions, "colors": colors.astype(np.float32),
             "scales": scales.astype(np.float32), "opacity": opacity.astype(np.float32)}
+
+
+# -- the viewport's camera as an engine camera -------------------------------------------------
+
+
+def view_camera(position, focal_point, view_up, view_angle: float, width: int,
+                height: int) -> tuple[np.ndarray, float, float, float, float]:
+    """A VTK camera as (c2w [4, 4], fx, fy, cx, cy) for a width x height picture.
+
+    c2w is camera-to-world in the engine's OpenGL convention (the camera looks down its -Z,
+    +Y up, +X right), as in reconstruction.rendering.rays; ``view_angle`` is VTK's vertical
+    field of view in degrees.
+    """
+    eye = np.asarray(position, dtype=np.float64)
+    forward = np.asarray(focal_point, dtype=np.float64) - eye
+    forward /= max(np.linalg.norm(forward), 1e-12)
+    right = np.cross(forward, np.asarray(view_up, dtype=np.float64))
+    if np.linalg.norm(right) < 1e-9:  # looking along the up vector: any right will do
+        right = np.cross(forward, [1.0, 0.0, 0.0] if abs(forward[0]) < 0.9 else [0.0, 1.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    c2w = np.eye(4)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, up, -forward, eye
+    fy = 0.5 * height / np.tan(np.radians(view_angle) / 2.0)
+    return c2w, float(fy), float(fy), width / 2.0, height / 2.0

@@ -45,6 +45,7 @@ from PySide6.QtGui import (
     QDropEvent,
     QImage,
     QKeySequence,
+    QPixmap,
     QUndoStack,
 )
 from PySide6.QtWidgets import (
@@ -80,6 +81,7 @@ from app.viewport import (
     read_splats,
     splat_point_size,
     splats_polydata,
+    view_camera,
 )
 from reconstruction import protocol as P
 from reconstruction.engine import CHECKPOINT_NAME, EngineProcess
@@ -111,6 +113,8 @@ MAX_POINTS = 20_000
 GEOMETRY_KINDS = {"curves": curves_polydata, "edge_points": edge_points_polydata,
                   "splats": splats_polydata}
 """Snapshot kinds drawn by :meth:`MainWindow.show_geometry`, with their converters."""
+VIEW_FAILURES = ("view not rendered", "no field to render", "could not load")
+"""How the engine's log says a RenderView got no picture."""
 _CATALOG: dict[str, MethodInfo] | None = None
 """The method catalogue, once read in this process (it does not change while the app runs)."""
 
@@ -277,10 +281,17 @@ class MainWindow(QMainWindow):
     """Emitted with the number of images once the Capture panel lists the open capture."""
     thumbnails_done = Signal()
     """Emitted when every thumbnail of the listed capture is in the panel."""
+    view_rendered = Signal(int)
+    """Emitted with the size (longest side, pixels) of a novel view once it is shown."""
     geometry_shown = Signal(str, int)
     """Emitted with the kind ("curves", "edge_points", "splats") and its number of points
     once a result file of that kind is in the viewport."""
 
+    view_sizes = (32, 96)
+    """Longest side of the novel-view preview while the camera moves and once it rests
+    (a 96 px view of the sdf field takes ~8 s on two busy CPU cores; a GPU affords more)."""
+    view_rest_ms = 300
+    """Milliseconds the camera must rest before the sharper novel view is asked for."""
     redraw_interval = 0.2
     """Least seconds between two redraws for snapshots (at most 5 per second)."""
     poll_interval_ms = 30
@@ -344,6 +355,18 @@ class MainWindow(QMainWindow):
         self._undo = UndoRecorder(self.undo_stack)
         self._settings_baseline: tuple[str, dict] | None = None
 
+        self.view_image: np.ndarray | None = None
+        """The latest novel view [H, W, 3] uint8 the field rendered for the viewport's camera."""
+        self.view_size = 0
+        self._view_request = 0
+        self._view_sent = 0.0  # monotonic time of the request in flight (0: none)
+        self._view_wanted: int | None = None  # size asked for while one was in flight
+        self._last_camera: tuple | None = None
+        self.view_timer = QTimer(self)
+        self.view_timer.setSingleShot(True)
+        self.view_timer.setInterval(self.view_rest_ms)
+        self.view_timer.timeout.connect(self._on_camera_rested)
+
         self.setWindowTitle(self.model.title)
         self.resize(1280, 800)
         self._build_viewport()
@@ -380,6 +403,7 @@ class MainWindow(QMainWindow):
         iren.add_observer("LeftButtonPressEvent", self._on_viewport_press)
         iren.add_observer("LeftButtonReleaseEvent", self._on_viewport_release)
         self.setCentralWidget(self.viewport)
+        self.viewport.renderer.AddObserver("EndEvent", self._on_viewport_rendered)
 
     def _own_viewport_keys(self) -> None:
         """Keys go through the window's actions, not VTK's built-in letter keys.
@@ -438,6 +462,14 @@ class MainWindow(QMainWindow):
         self.method_dock = self._dock("Method", "method_dock", self.method_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.method_dock)
         self.resizeDocks([self.method_dock], [310], Qt.Orientation.Horizontal)
+
+        self.view_label = QLabel("The field's own picture of this view appears here while "
+                                 "it trains, or for a result with a checkpoint")
+        self.view_label.setWordWrap(True)
+        self.view_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.view_label.setMinimumSize(200, 140)
+        self.view_dock = self._dock("Novel View", "view_dock", self.view_label)
+        self.splitDockWidget(self.method_dock, self.view_dock, Qt.Orientation.Vertical)
 
         self.training_panel = TrainingPanel()
         self.training_dock = self._dock("Training", "training_dock", self.training_panel)
@@ -523,6 +555,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.capture_dock.toggleViewAction())
         view_menu.addAction(self.method_dock.toggleViewAction())
         view_menu.addAction(self.training_dock.toggleViewAction())
+        view_menu.addAction(self.view_dock.toggleViewAction())
 
         train_menu = self.menuBar().addMenu("&Training")
         self.start_action = QAction("&Start", self)
@@ -1380,6 +1413,11 @@ class MainWindow(QMainWindow):
             events = []
             self._log("warning", f"engine messages could not be read: {exc}")
         for ev in events:
+            if isinstance(ev, P.ViewImage):
+                self._on_view_image(ev)
+                continue
+            if isinstance(ev, P.Log) and ev.text.startswith(VIEW_FAILURES):
+                self._view_sent = 0.0  # the answer to the view in flight: none is coming
             kind = self.training.handle(ev)
             changed = True
             if kind == "error":
@@ -1540,6 +1578,78 @@ class MainWindow(QMainWindow):
         if self.points_actor is not None:
             self.points_actor.SetVisibility(checked)
             self.viewport.render()
+
+    # -- novel view -------------------------------------------------------------------------------
+    def view_result(self) -> tuple[bool, str | None]:
+        """(can render, result folder): the run in progress, else an open result's checkpoint."""
+        if self.engine is not None and self.training.state in ("training", "paused"):
+            return True, None
+        src = self.model.source
+        if src is not None and src.kind == "result" and (src.path / CHECKPOINT_NAME).is_file():
+            return True, str(src.path)
+        return False, None
+
+    def _camera_key(self) -> tuple:
+        cam = self.viewport.renderer.GetActiveCamera()
+        return (cam.GetPosition(), cam.GetFocalPoint(), cam.GetViewUp(), cam.GetViewAngle(),
+                self.viewport.width(), self.viewport.height())
+
+    def _on_viewport_rendered(self, *_args) -> None:
+        key = self._camera_key()
+        if key == self._last_camera or self._closed:
+            return
+        self._last_camera = key
+        self._on_camera_changed()
+
+    def _on_camera_changed(self) -> None:
+        """The camera moved: a coarse view now, a sharper one once it rests."""
+        if not self.view_dock.isVisible() or not self.view_result()[0]:
+            return
+        self.request_view(self.view_sizes[0])
+        self.view_timer.start()
+
+    @Slot()
+    def _on_camera_rested(self) -> None:
+        if self.view_dock.isVisible() and self.view_result()[0]:
+            self.request_view(self.view_sizes[1])
+
+    def request_view(self, size: int) -> bool:
+        """Ask the engine for the field's picture of the viewport's camera (longest side ``size``)."""
+        ok, result = self.view_result()
+        if not ok or self._closed:
+            return False
+        if self._view_sent and time.monotonic() - self._view_sent < 30.0:
+            self._view_wanted = max(size, self._view_wanted or 0)
+            return True  # one at a time: asked again when the answer comes
+        if self.engine is None:
+            self._ensure_engine()
+        cam = self.viewport.renderer.GetActiveCamera()
+        vw, vh = max(self.viewport.width(), 1), max(self.viewport.height(), 1)
+        scale = size / max(vw, vh)
+        w, h = max(8, round(vw * scale)), max(8, round(vh * scale))
+        c2w, fx, fy, cx, cy = view_camera(cam.GetPosition(), cam.GetFocalPoint(),
+                                          cam.GetViewUp(), cam.GetViewAngle(), w, h)
+        self._view_request += 1
+        self._view_sent = time.monotonic()
+        self._view_wanted = None
+        self.engine.send(P.RenderView(c2w, fx, fy, cx, cy, w, h, self._view_request, result))
+        return True
+
+    def _on_view_image(self, ev: P.ViewImage) -> None:
+        self._view_sent = 0.0
+        image = np.ascontiguousarray(ev.image, dtype=np.uint8)
+        self.view_image = image
+        self.view_size = int(max(image.shape[:2]))
+        h, w = image.shape[:2]
+        qimage = QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        pixmap = QPixmap.fromImage(qimage).scaled(
+            self.view_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation)
+        self.view_label.setPixmap(pixmap)
+        self.view_label.setToolTip(f"{w}x{h} rendered by the field at step {ev.step}")
+        self.view_rendered.emit(self.view_size)
+        if self._view_wanted is not None:
+            self.request_view(self._view_wanted)
 
     # -- training panels -------------------------------------------------------------------------
     def _log(self, level: str, text: str) -> None:

@@ -146,6 +146,8 @@ class Session:
             self._export_to(Path(cmd.path))
         elif isinstance(cmd, P.ApplyEdit):
             self.emit(P.Error("engine", "edits are not supported by this method yet", ""))
+        elif isinstance(cmd, P.RenderView):
+            render_view(self.method, cmd, self.emit)
         elif isinstance(cmd, P.Start):
             self.emit(P.Log("warning", "already training; stop first"))
 
@@ -283,6 +285,28 @@ class Session:
         return finished
 
 
+def render_view(method, cmd: P.RenderView, emit: Callable[[P.Event], None]) -> None:
+    """Answer a RenderView with the method's picture (a warning when it cannot render)."""
+    import numpy as np
+
+    from reconstruction.data.scene import Cameras
+
+    if method is None:
+        emit(P.Log("warning", "no field to render a view of yet"))
+        return
+    try:
+        w, h = max(1, int(cmd.width)), max(1, int(cmd.height))
+        cams = Cameras(np.asarray(cmd.c2w, dtype=np.float64).reshape(1, 4, 4),
+                       np.array([cmd.fx], float), np.array([cmd.fy], float),
+                       np.array([cmd.cx], float), np.array([cmd.cy], float), w, h)
+        rgb = np.asarray(method.render(cams))[0]
+    except Exception as exc:  # noqa: BLE001 - a preview must never end a run
+        emit(P.Log("warning", f"view not rendered: {type(exc).__name__}: {exc}"))
+        return
+    image = np.clip(rgb[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    emit(P.ViewImage(image, cmd.request, int(getattr(method, "step_count", 0))))
+
+
 def restore_method(result_dir: Path, device: str = "cpu"):
     """Rebuild a trained method from ``result_dir/checkpoint.pt`` for rendering/export."""
     ck = load_checkpoint(Path(result_dir) / CHECKPOINT_NAME)
@@ -335,6 +359,7 @@ def _engine_main(cmd_q, evt_conn, niceness: int = 0) -> None:
                     return P.Shutdown()
             return None
 
+    loaded: dict[str, Any] = {}  # result folder -> its method, for views of an idle result
     while True:
         try:
             cmd = cmd_q.get(timeout=1.0)
@@ -349,6 +374,17 @@ def _engine_main(cmd_q, evt_conn, niceness: int = 0) -> None:
             session.run(cmd)
             if session.shutdown:
                 break
+            if cmd.out and session.method is not None:
+                loaded = {str(Path(cmd.out).resolve()): session.method}
+        elif isinstance(cmd, P.RenderView):
+            key = str(Path(cmd.result).resolve()) if cmd.result else next(iter(loaded), None)
+            if key is not None and key not in loaded:
+                try:
+                    loaded = {key: restore_method(Path(key))}
+                except Exception as exc:  # noqa: BLE001 - say why, stay alive
+                    send(P.Log("warning", f"could not load {key} to render it: {exc}"))
+                    continue
+            render_view(loaded.get(key) if key else None, cmd, send)
         else:
             send(P.Log("warning", f"ignored {type(cmd).__name__}: nothing is training"))
         if gone:

@@ -63,6 +63,25 @@ class ApplyEdit:
 
 
 @dataclass(frozen=True)
+class RenderView:
+    """Render one view of the field (between training steps, or of an idle result).
+
+    c2w: [4, 4] camera-to-world in world coordinates, OpenGL convention (looks down -Z, +Y up).
+    ``result``: a result folder whose checkpoint to render when nothing is training.
+    """
+
+    c2w: Any  # np.ndarray [4, 4] float64
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    request: int = 0
+    result: str | None = None
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """End the engine process."""
 
@@ -87,6 +106,15 @@ class SnapshotEvent:
 
 
 @dataclass(frozen=True)
+class ViewImage:
+    """The answer to :class:`RenderView`: image [H, W, 3] uint8."""
+
+    image: Any
+    request: int = 0
+    step: int = 0
+
+
+@dataclass(frozen=True)
 class Log:
     level: str  # "info" | "warning" | "error"
     text: str
@@ -105,5 +133,5 @@ class Finished:
     metrics: dict[str, Any]
 
 
-Command = Start | Pause | Resume | Stop | Snapshot | Export | ApplyEdit | Shutdown
-Event = Progress | SnapshotEvent | Log | Error | Finished
+Command = Start | Pause | Resume | Stop | Snapshot | Export | ApplyEdit | RenderView | Shutdown
+Event = Progress | SnapshotEvent | ViewImage | Log | Error | Finished
