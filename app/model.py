@@ -138,6 +138,9 @@ def resolve_source(path: str | Path) -> Source:
             if (path / n).is_file()
         )
         return Source(path=path, kind="capture", cameras_json=cameras, files=found)
+    if (path / "sparse").is_dir() or (path / "sfm_report.json").is_file():  # `recon sfm`
+        found = tuple(p for p in (path / "sfm_report.json",) if p.is_file())
+        return Source(path=path, kind="capture", files=found)
     meshes = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
     if len(meshes) == 1:
         return Source(path=path, kind="mesh", mesh_path=meshes[0], files=(meshes[0],))

@@ -65,6 +65,7 @@ from pyvistaqt import QtInteractor
 from app.capture import CaptureInfo, info_command, make_thumbnail, parse_capture_info
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
 from app.panels import CapturePanel, ExportDialog, MethodPanel, TrainingPanel
+from app.sfm import is_photo_input, left_out, mark_left_out, sfm_command, sfm_error, sfm_output
 from app.training import (
     MethodInfo,
     RunRequest,
@@ -281,6 +282,10 @@ class MainWindow(QMainWindow):
     """Emitted with the number of images once the Capture panel lists the open capture."""
     thumbnails_done = Signal()
     """Emitted when every thumbnail of the listed capture is in the panel."""
+    sfm_finished = Signal(str)
+    """Emitted with the capture folder `recon sfm` wrote from dropped photos or a video."""
+    sfm_failed = Signal(str)
+    """Emitted with the message when `recon sfm` fails."""
     view_rendered = Signal(int)
     """Emitted with the size (longest side, pixels) of a novel view once it is shown."""
     geometry_shown = Signal(str, int)
@@ -310,6 +315,8 @@ class MainWindow(QMainWindow):
         self._catalog_process: QProcess | None = None
         self._export_process: QProcess | None = None
         self._export_target: Path | None = None
+        self._sfm_process: QProcess | None = None
+        self._sfm_out: Path | None = None
         self.live_mesh = pv.PolyData()
         self.live_mesh_actor: pv.Actor | None = None
         self.live_points = pv.PolyData()
@@ -592,13 +599,82 @@ class MainWindow(QMainWindow):
         """Open a result folder, mesh file or capture folder. False (and a message) on failure.
 
         Returns once the source is resolved; the mesh arrives later (``mesh_shown``).
+        Plain photos (a folder without camera file) or a video go through `recon sfm` first.
         """
+        if is_photo_input(Path(path)):
+            return self.run_sfm(Path(path))
         try:
             self.model.open(path)
         except OpenError as exc:
             self._show_error(str(exc))
             return False
         return True
+
+    # -- structure from motion ----------------------------------------------------------------
+    def run_sfm(self, path: Path, out: Path | None = None) -> bool:
+        """`recon sfm PATH --out <PATH>_capture` in a subprocess; the capture opens after it."""
+        if self._sfm_process is not None:
+            self._show_error("Camera recovery (SfM) is already running; wait for it to finish")
+            return False
+        out = Path(out) if out else sfm_output(path)
+        program, args = sfm_command(path, out)
+        proc = QProcess(self)
+        proc.readyReadStandardError.connect(self._on_sfm_output_changed)
+        proc.finished.connect(self._on_sfm_process_finished)
+        self._sfm_process, self._sfm_out, self._sfm_err = proc, out, []
+        self.status_label.setText(f"Recovering cameras of {path.name} (SfM)...")
+        self._log("info", f"recon sfm {path} --out {out}")
+        bar = self.training_panel.progress_bar
+        bar.setRange(0, 0)  # busy: SfM reports stages, not a fraction
+        proc.start(program, args)
+        return True
+
+    @property
+    def sfm_running(self) -> bool:
+        return self._sfm_process is not None
+
+    @Slot()
+    def _on_sfm_output_changed(self) -> None:
+        proc = self._sfm_process
+        if proc is None:
+            return
+        text = bytes(proc.readAllStandardError()).decode(errors="replace")
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            self._sfm_err.append(line)
+            if not line.startswith(("Traceback", "File ")):
+                self._log("warning" if line.startswith(("warning", "recon: error")) else "info",
+                          f"sfm: {line}")
+                self.status_label.setText(f"SfM: {line}")
+
+    @Slot(int, QProcess.ExitStatus)
+    def _on_sfm_process_finished(self, code: int, _status) -> None:
+        proc, self._sfm_process = self._sfm_process, None
+        if proc is None or self._closed:
+            return
+        self._on_sfm_output_changed_from(proc)
+        proc.deleteLater()
+        bar = self.training_panel.progress_bar
+        bar.setRange(0, 100)
+        out = self._sfm_out
+        if code != 0 or out is None:
+            message = sfm_error("\n".join(self._sfm_err), code)
+            self._show_error(f"Camera recovery failed: {message}")
+            self.sfm_failed.emit(message)
+            return
+        self._log("info", f"capture written to {out}")
+        if self.open_path(out):
+            self.sfm_finished.emit(str(out))
+
+    def _on_sfm_output_changed_from(self, proc: QProcess) -> None:
+        """Whatever the finished process wrote since the last read."""
+        self._sfm_process = proc
+        try:
+            self._on_sfm_output_changed()
+        finally:
+            self._sfm_process = None
 
     @property
     def is_loading(self) -> bool:
@@ -783,6 +859,7 @@ class MainWindow(QMainWindow):
 
     def show_capture_info(self, info: CaptureInfo) -> None:
         """List the capture's images; thumbnails follow from the thread pool."""
+        info = mark_left_out(info, left_out(info.root))
         self.capture_info = info
         self.capture_panel.set_info(info)
         for problem in info.problems:
@@ -1858,7 +1935,8 @@ class MainWindow(QMainWindow):
             self.poll_timer.stop()
             self._close_engine()
             self._image_cancel.set()
-            for proc in (self._catalog_process, self._export_process, self._info_process):
+            for proc in (self._catalog_process, self._export_process, self._info_process,
+                         self._sfm_process):
                 if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
                     proc.kill()
                     proc.waitForFinished(3000)

@@ -1,0 +1,77 @@
+"""Dropped photos or a video: `recon sfm` in a subprocess; SfM's left-out images marked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from test_app_window import (  # noqa: F401  (no_leftovers: autouse; window: a fixture)
+    _drag_events,
+    needs_display,
+    no_leftovers,
+    window,
+)
+
+from app.capture import CaptureImage, CaptureInfo
+from app.sfm import is_photo_input, left_out, mark_left_out, sfm_error, sfm_output
+
+
+def write_photos(folder: Path, n: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_what_counts_as_photos(tmp_path):
+    photos = write_photos(tmp_path / "shots", 2)
+    assert is_photo_input(photos)
+    assert sfm_output(photos) == tmp_path / "shots_capture"
+    (photos / "transforms.json").write_text("{}")
+    assert not is_photo_input(photos)
+    video = tmp_path / "walk.mp4"
+    video.write_bytes(b"")
+    assert is_photo_input(video) and sfm_output(video) == tmp_path / "walk_capture"
+    assert not is_photo_input(tmp_path / "missing")
+    assert sfm_error("progress\nrecon: error: too few images\n", 2) == "too few images"
+
+
+def test_left_out_images_are_marked_with_the_reason(tmp_path):
+    cap = tmp_path / "cap"
+    (cap / "images").mkdir(parents=True)
+    (cap / "images" / "c.jpg").write_bytes(b"x")
+    (cap / "sfm_report.json").write_text(json.dumps({"left_out": [
+        {"name": "b.jpg", "reason": "not registered: too few matches"},
+        {"name": "c.jpg", "reason": "blurred"}]}))
+    info = CaptureInfo(root=cap, format="colmap", n_images=2, resolution=(64, 48), masks=False,
+                       split={"train": 2}, problems=(),
+                       images=(CaptureImage("a", str(cap / "images/a.jpg"), "train"),
+                               CaptureImage("b", str(cap / "images/b.jpg"), "train")))
+    marked = mark_left_out(info, left_out(cap))
+    by_name = {im.name: im for im in marked.images}
+    assert by_name["a"].status == "train"
+    assert by_name["b"].status == "skipped" and "too few matches" in by_name["b"].reason
+    assert by_name["c"].status == "skipped" and by_name["c"].path.endswith("c.jpg")
+    assert mark_left_out(info, {}) is info
+
+
+@needs_display
+def test_dropping_two_photos_runs_sfm_and_says_why_it_failed(qtbot, window, tmp_path):  # noqa: F811
+    from PySide6.QtWidgets import QApplication
+
+    photos = write_photos(tmp_path / "two", 2)
+    _mime, enter, drop = _drag_events(photos)
+    with qtbot.waitSignal(window.sfm_failed, timeout=120_000) as failed:
+        QApplication.sendEvent(window, enter)
+        QApplication.sendEvent(window, drop)
+        qtbot.waitUntil(lambda: window.sfm_running, timeout=5_000)
+    message = failed.args[0]
+    assert "3" in message or "images" in message, message
+    assert "Camera recovery failed" in window.last_error
+    assert not window.sfm_running and window.isVisible()
+    assert any("recon sfm" in text for _, text in window.training.log)
+    assert window.training_panel.progress_bar.maximum() == 100
