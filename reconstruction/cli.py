@@ -321,6 +321,25 @@ def load_camera_file(path: Path, width: int, height: int):
     return cams, names
 
 
+def _splats_from_ply(path: Path, cameras: Path):
+    """A render-only Gaussian method from a bare splats.ply (e.g. written by another tool);
+    the image size comes from the camera file's w/h (else 800 x 800)."""
+    from reconstruction.methods.gaussian import Gaussians
+
+    try:
+        method = Gaussians.from_ply(path)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"{exc}; pass a 3D Gaussian Splatting PLY") from None
+    try:
+        meta = json.loads(Path(cameras).read_text())
+        frame = (meta.get("frames") or [{}])[0]
+        size = (int(frame.get("w", meta.get("w", 800))), int(frame.get("h", meta.get("h", 800))))
+        method.image_size = size
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # load_camera_file reports a bad camera file
+    return method
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
@@ -328,9 +347,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     from reconstruction.engine import CHECKPOINT_NAME, restore_method
 
     result = Path(args.dir)
-    if not (result / CHECKPOINT_NAME).exists():
+    if not (result / CHECKPOINT_NAME).exists() and (result / "splats.ply").is_file():
+        method = _splats_from_ply(result / "splats.ply", Path(args.cameras))
+    elif not (result / CHECKPOINT_NAME).exists():
         raise UsageError(f"{result / CHECKPOINT_NAME}: no checkpoint; run `recon fit DATA --out {result}` first")
-    method = restore_method(result, args.device if args.device != "auto" else "cpu")
+    else:
+        method = restore_method(result, args.device if args.device != "auto" else "cpu")
     w0, h0 = method.image_size
     w, h = max(1, round(w0 / args.downscale)), max(1, round(h0 / args.downscale))
     cams, names = load_camera_file(Path(args.cameras), w, h)
@@ -363,6 +385,86 @@ def _export_target(result: Path, out: str | None, fmt: str | None, faces: int | 
     return target, fmt
 
 
+CURVE_FORMATS = ("json", "obj", "ply", "dxf")
+
+
+def _export_curves(result: Path, args: argparse.Namespace) -> int:
+    """`recon export` on an edge result: its curves as JSON, OBJ polylines, PLY edges or DXF."""
+    import numpy as np
+
+    from reconstruction.extract.curves import (
+        read_curves,
+        sample_curve,
+        write_curves_dxf,
+        write_curves_json,
+        write_curves_obj,
+        write_curves_ply,
+    )
+
+    src = result / "curves.json"
+    fmt = args.format
+    suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+    if fmt is None:
+        fmt = suffix if suffix in CURVE_FORMATS else "dxf"
+    if fmt not in CURVE_FORMATS:
+        raise UsageError(f"--format {fmt}: curves export as {', '.join(CURVE_FORMATS)}; "
+                         f"{fmt} is a mesh format (a result of --method nerf or sdf)")
+    if args.faces is not None:
+        raise UsageError("--faces applies to meshes; curves have no faces (drop --faces)")
+    try:
+        curves = read_curves(src)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{src}: not a curves file ({exc}); re-run `recon fit DATA --method edge`") from None
+    out = Path(args.out) if args.out else result / f"curves.{fmt}"
+    if args.out and (out.is_dir() or args.out.endswith(("/", os.sep))):
+        out = out / f"curves.{fmt}"
+    pts = np.concatenate([sample_curve(c, n=16) for c in curves]) if curves else np.zeros((1, 3))
+    spacing = max(float(np.ptp(pts, 0).max()), 1e-9) / 400
+    try:
+        if fmt == "json":
+            if not (out.exists() and out.resolve() == src.resolve()):
+                write_curves_json(out, curves)
+        elif fmt == "obj":
+            write_curves_obj(out, curves, spacing)
+        elif fmt == "ply":
+            write_curves_ply(out, curves, spacing)
+        else:
+            write_curves_dxf(out, curves)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot be written ({exc.strerror or exc}); choose another --out "
+                         f"or make its folder writable") from None
+    kinds = {k: sum(c["type"] == k for c in curves) for k in ("line", "bezier", "polyline")}
+    print(json.dumps({"out": str(out), "format": fmt, "curves": len(curves), **kinds}))
+    return 0
+
+
+def _export_splat_mesh(result: Path, args: argparse.Namespace) -> int:
+    """`recon export` of a Gaussian result: marching cubes on the splat density."""
+    from reconstruction.extract.mesh_io import MESH_FORMATS, decimate, write_mesh
+    from reconstruction.extract.splat_io import read_splats_ply
+    from reconstruction.extract.splat_mesh import splat_mesh
+
+    if args.faces is not None and args.faces < 1:
+        raise UsageError(f"--faces {args.faces}: the face budget must be at least 1")
+    src = result / "splats.ply"
+    try:
+        splats = read_splats_ply(src)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"{exc}; re-run `recon fit DATA --method gaussian` to write it again") from None
+    mesh = splat_mesh(splats)
+    if len(mesh["faces"]) == 0:
+        raise UsageError(f"{src}: the splats enclose no surface yet; fit again with a longer --budget")
+    out, fmt = _export_target(result, args.out, args.format, args.faces, MESH_FORMATS)
+    verts, faces, colors = decimate(mesh["vertices"], mesh["faces"], mesh["colors"], args.faces or 0)
+    try:
+        write_mesh(out, verts, faces, colors, file_type=fmt)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot be written ({exc.strerror or exc}); choose another --out") from None
+    print(json.dumps({"out": str(out), "format": fmt, "vertices": len(verts), "faces": len(faces),
+                      "colors": fmt != "stl", "source": "splats.ply"}))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import trimesh
 
@@ -373,10 +475,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not result.is_dir():
         raise UsageError(f"{result}: no such result folder; pass the folder written by "
                          f"`recon fit DATA --out {result}`")
+    if not src.is_file() and (result / "splats.ply").is_file():
+        return _export_splat_mesh(result, args)
     if not src.is_file():
         if (result / "curves.json").is_file():
-            raise UsageError(f"{result}: holds curves (curves.json), not a mesh; mesh export needs "
-                             f"a result of `recon fit DATA --method nerf` or `--method sdf`")
+            return _export_curves(result, args)
         if (result / "splats.ply").is_file():
             raise UsageError(f"{result}: holds Gaussian splats (splats.ply), not a mesh; mesh "
                              f"export needs a result of `recon fit DATA --method nerf` or `sdf`")
@@ -539,12 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.set_defaults(func=cmd_render)
 
-    s = sub.add_parser("export", help="export a result's mesh to another format")
-    s.add_argument("dir", help="result folder holding mesh.ply (written by `recon fit`)")
-    s.add_argument("--format", default=None, choices=["ply", "obj", "glb", "stl"],
-                   help="file format (default: from --out's suffix, else ply); ply and glb "
-                        "keep vertex colours, obj keeps them as the common v x y z r g b "
-                        "extension, stl has none")
+    s = sub.add_parser("export", help="export a result's mesh (or curves) to another format")
+    s.add_argument("dir", help="result folder holding mesh.ply or curves.json (written by `recon fit`)")
+    s.add_argument("--format", default=None, choices=["ply", "obj", "glb", "stl", "json", "dxf"],
+                   help="file format (default: from --out's suffix, else ply for meshes and dxf "
+                        "for curves); meshes: ply and glb keep vertex colours, obj keeps them as "
+                        "the common v x y z r g b extension, stl has none; curves: json "
+                        "(curves.json schema), obj (polylines), ply (vertices and edges), dxf "
+                        "(LINE and SPLINE entities)")
     s.add_argument("--faces", type=int, default=None, help="decimate to at most N faces")
     s.add_argument("--out", default=None,
                    help="output file, or a folder (default: DIR/mesh.FORMAT, or "

@@ -20,7 +20,7 @@ from reconstruction.data.scene import Scene
 
 def soft_edges(rgb: np.ndarray,  # [H, W, 3] uint8
                mask: np.ndarray | None = None,  # [H, W] uint8, 255 = object
-               high_percentile: float = 85.0, blur: float = 0.8) -> np.ndarray:
+               high_percentile: float = 90.0, blur: float = 0.8) -> np.ndarray:
     """[H, W] float32 in [0, 1]: Canny edges (thresholds from the gradient magnitude
     distribution inside the mask) and the mask's outline, softened."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -29,9 +29,9 @@ def soft_edges(rgb: np.ndarray,  # [H, W, 3] uint8
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
     mag = np.hypot(gx, gy)
     region = mag[mask > 127] if mask is not None and (mask > 127).any() else mag.reshape(-1)
-    strong = region[region > 1e-3]
-    high = float(np.percentile(strong, high_percentile)) if strong.size else 100.0
-    high = max(high, 20.0)
+    # the hysteresis threshold from the image's own gradient distribution, but never below
+    # a step of about 10 grey levels (Sobel magnitude 40) so flat images give no edges
+    high = max(float(np.percentile(region, high_percentile)), 40.0)
     edges = cv2.Canny(grey, 0.4 * high, high, L2gradient=True) > 0
     out = edges.astype(np.float32)
     if mask is not None:
@@ -52,21 +52,32 @@ def _edges_folder(scene: Scene) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def _edge_file(folder: Path, file_path: str, image_path: str) -> Path | None:
+    """The edge image of one view: ``edges/<frame path>`` (e.g. edges/train/r_0.png, where
+    frame names repeat across splits) or ``edges/<image name>``, PNG or JPEG."""
+    rel = Path(file_path.removeprefix("./"))
+    stems = [rel.with_suffix(""), Path(rel.name).with_suffix("")]
+    if image_path:
+        stems.append(Path(Path(image_path).name).with_suffix(""))
+    for stem in stems:
+        for ext in (".png", ".jpg", ".jpeg"):
+            cand = folder / f"{stem}{ext}"
+            if cand.is_file():
+                return cand
+    return None
+
+
 def load_edge_maps(scene: Scene) -> tuple[np.ndarray, str]:
     """Edge maps of every view of ``scene``: ([N, H, W] float32 in [0, 1], source), where
     source is "edges/" when the capture brings its own maps and "computed" otherwise."""
     folder = _edges_folder(scene)
     n, h, w = len(scene), scene.height, scene.width
     if folder is not None:
-        files = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")}
         maps = []
         for i in range(n):
-            stem = Path(scene.image_paths[i] if scene.image_paths and scene.image_paths[i]
-                        else scene.file_paths[i]).stem
-            path = files.get(stem)
-            if path is None:
-                break
-            img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            path = _edge_file(folder, scene.file_paths[i],
+                              scene.image_paths[i] if scene.image_paths else "")
+            img = None if path is None else cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if img is None:
                 break
             if img.shape != (h, w):

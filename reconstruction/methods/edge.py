@@ -154,7 +154,8 @@ class Edge(RayFieldMethod):
         self.scene = scene
         self._curves: list[dict] | None = None  # unit-cube curves of the current step
         self._curves_step = -1
-        self._curves_time = 0.0
+        self._snapshot_last: dict[str, float] = {}  # kind -> time of the last live snapshot
+        self._snapshot_cost: dict[str, float] = {}  # kind -> seconds it took
         self._hull = None
         self.edge_source = ""
         if scene is None:
@@ -306,24 +307,29 @@ class Edge(RayFieldMethod):
         cell = float((hi - lo).max()) / res
         axes = [np.arange(lo[i] + cell / 2, hi[i], cell) for i in range(3)]
         shape = tuple(len(a) for a in axes)
-        pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-        inside = np.ones(len(pts), bool)
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+        # only cells of the (coarser, dilated) carved occupancy grid can be inside
+        inside = self.grid.allowed[self.grid.cell_index(torch.from_numpy(pts).to(self.device))].cpu().numpy()
+        cand = np.nonzero(inside)[0]
+        sub = pts[cand]
+        keep = np.ones(len(cand), bool)
         train = self.scene.split.get("train")
         train = np.arange(len(self.scene)) if train is None or len(train) == 0 else train
         c2w = self.train_c2w.cpu().double().numpy()
         k = self.train_k.cpu().double().numpy()
         for pose, (fx, fy, cx, cy), mask in zip(c2w, k, self.scene.masks[train], strict=True):
             h, w = mask.shape
-            w2c = np.linalg.inv(pose)
-            q = pts @ w2c[:3, :3].T + w2c[:3, 3]
+            w2c = np.linalg.inv(pose).astype(np.float32)
+            q = sub @ w2c[:3, :3].T + w2c[:3, 3]
             z = -q[:, 2]
             ok = z > 1e-6
             u = np.floor(np.where(ok, fx * q[:, 0] / np.maximum(z, 1e-6) + cx, -1)).astype(np.int64)
             v = np.floor(np.where(ok, -fy * q[:, 1] / np.maximum(z, 1e-6) + cy, -1)).astype(np.int64)
             frame = ok & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-            hit = np.zeros(len(pts), bool)
+            hit = np.zeros(len(sub), bool)
             hit[frame] = mask[v[frame], u[frame]] > 127
-            inside &= hit | ~frame
+            keep &= hit | ~frame
+        inside[cand] = keep
         inside = inside.reshape(shape)
         sdf = (ndimage.distance_transform_edt(~inside) - ndimage.distance_transform_edt(inside)) * cell
         sdf = ndimage.gaussian_filter(sdf, 1.0)
@@ -377,22 +383,36 @@ class Edge(RayFieldMethod):
 
     def snapshot(self, kind: str, quality: str = "low") -> dict[str, np.ndarray] | None:
         if kind == "edge_points":
+            if quality == "low" and not self._snapshot_due("edge_points", 5.0):
+                return None
+            t = time.perf_counter()
             pts, vals = self.edge_points(96 if quality == "low" else None)
+            self._snapshot_cost["edge_points"] = time.perf_counter() - t
             return {"positions": self.normalization.to_world(pts.astype(np.float64)).astype(np.float32),
                     "values": vals.astype(np.float32)}
         if kind == "curves":
-            # curve fitting takes a second or two: while training, refit at most every 10 s
-            if quality == "low" and time.perf_counter() - self._curves_time < 10.0:
+            if quality == "low" and not self._snapshot_due("curves", 10.0):
                 return None
+            t = time.perf_counter()
             if quality == "low":
                 curves = transform_curves(self.curves_unit(96)[0], self.normalization.to_world)
             else:
                 curves = self.world_curves()[0]
-            self._curves_time = time.perf_counter()
+            self._snapshot_cost["curves"] = time.perf_counter() - t
             return polyline_payload(curves, spacing=self._world_spacing())
         if kind == "image":
             return self.test_image_snapshot(quality)
         return None
+
+    def _snapshot_due(self, kind: str, interval: float) -> bool:
+        """Live snapshots cost a grid evaluation (and a curve fit): take one at most every
+        ``interval`` seconds and at most a tenth of the training time."""
+        now = time.perf_counter()
+        wait = max(interval, 9.0 * self._snapshot_cost.get(kind, 0.0))
+        if now - self._snapshot_last.get(kind, -1e9) < wait:
+            return False
+        self._snapshot_last[kind] = now
+        return True
 
     def _world_spacing(self) -> float:
         lo, hi = (b.cpu().numpy() for b in self.grid.bounds())
