@@ -292,6 +292,8 @@ class MainWindow(QMainWindow):
     """Emitted with the kind ("curves", "edge_points", "splats") and its number of points
     once a result file of that kind is in the viewport."""
 
+    sfm_args: tuple[str, ...] = ()
+    """Extra `recon sfm` options for dropped photos (e.g. ("--max-size", "800"))."""
     view_sizes = (32, 96)
     """Longest side of the novel-view preview while the camera moves and once it rests
     (a 96 px view of the sdf field takes ~8 s on two busy CPU cores; a GPU affords more)."""
@@ -618,6 +620,7 @@ class MainWindow(QMainWindow):
             return False
         out = Path(out) if out else sfm_output(path)
         program, args = sfm_command(path, out)
+        args += list(self.sfm_args)
         proc = QProcess(self)
         proc.readyReadStandardError.connect(self._on_sfm_output_changed)
         proc.finished.connect(self._on_sfm_process_finished)

@@ -75,3 +75,34 @@ def test_dropping_two_photos_runs_sfm_and_says_why_it_failed(qtbot, window, tmp_
     assert not window.sfm_running and window.isVisible()
     assert any("recon sfm" in text for _, text in window.training.log)
     assert window.training_panel.progress_bar.maximum() == 100
+
+
+DTU = Path(__file__).resolve().parents[2] / "shared" / "data" / "dtu_scan24" / "images"
+
+
+@needs_display
+def test_dropping_real_photos_recovers_cameras_and_opens_the_capture(qtbot, window, tmp_path):  # noqa: F811
+    import shutil
+
+    import pytest
+
+    if not DTU.is_dir():
+        pytest.skip("needs ../shared/data/dtu_scan24")
+    photos = tmp_path / "shots"
+    photos.mkdir()
+    for i in range(10, 16):
+        shutil.copy(DTU / f"{i:06d}.png", photos)
+    window.sfm_args = ("--max-size", "320")  # seconds, not minutes, on two cores
+    with qtbot.waitSignal(window.capture_listed, timeout=180_000) as listed:
+        assert window.open_path(photos)
+        assert window.sfm_running
+    assert listed.args[0] == 6
+    src = window.model.source
+    assert src.kind == "capture" and src.path == tmp_path / "shots_capture"
+    assert (src.path / "sfm_report.json").is_file()
+    assert window.capture_dock.isVisible()
+    qtbot.waitUntil(lambda: not window.sfm_running, timeout=5_000)
+    if window.methods is None:  # opening a capture reads the method list: let it finish
+        with qtbot.waitSignal(window.methods_loaded, timeout=60_000):
+            pass
+    window.save_window_screenshot(tmp_path / "sfm_capture.png").replace("/tmp/reconstudio_shots/sfm_capture.png")
