@@ -385,7 +385,7 @@ def _export_target(result: Path, out: str | None, fmt: str | None, faces: int | 
     return target, fmt
 
 
-CURVE_FORMATS = ("json", "obj", "ply", "dxf")
+CURVE_FORMATS = ("json", "obj", "ply", "dxf", "step")
 
 
 def _export_curves(result: Path, args: argparse.Namespace) -> int:
@@ -399,6 +399,7 @@ def _export_curves(result: Path, args: argparse.Namespace) -> int:
         write_curves_json,
         write_curves_obj,
         write_curves_ply,
+        write_curves_step,
     )
 
     src = result / "curves.json"
@@ -428,6 +429,11 @@ def _export_curves(result: Path, args: argparse.Namespace) -> int:
             write_curves_obj(out, curves, spacing)
         elif fmt == "ply":
             write_curves_ply(out, curves, spacing)
+        elif fmt == "step":
+            try:
+                write_curves_step(out, curves)
+            except RuntimeError as exc:
+                raise UsageError(str(exc)) from None
         else:
             write_curves_dxf(out, curves)
     except OSError as exc:
@@ -644,12 +650,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="export a result's mesh (or curves) to another format")
     s.add_argument("dir", help="result folder holding mesh.ply or curves.json (written by `recon fit`)")
-    s.add_argument("--format", default=None, choices=["ply", "obj", "glb", "stl", "json", "dxf"],
+    s.add_argument("--format", default=None, choices=["ply", "obj", "glb", "stl", "json", "dxf", "step"],
                    help="file format (default: from --out's suffix, else ply for meshes and dxf "
                         "for curves); meshes: ply and glb keep vertex colours, obj keeps them as "
                         "the common v x y z r g b extension, stl has none; curves: json "
                         "(curves.json schema), obj (polylines), ply (vertices and edges), dxf "
-                        "(LINE and SPLINE entities)")
+                        "(LINE and SPLINE entities), step (Open CASCADE edges; the step extra)")
     s.add_argument("--faces", type=int, default=None, help="decimate to at most N faces")
     s.add_argument("--out", default=None,
                    help="output file, or a folder (default: DIR/mesh.FORMAT, or "

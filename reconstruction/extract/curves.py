@@ -465,6 +465,80 @@ def write_curves_dxf(path: str | Path, curves: list[dict]) -> Path:
     return _atomic_write(Path(path), lambda p: doc.saveas(p))
 
 
+def write_curves_step(path: str | Path, curves: list[dict]) -> Path:
+    """Curves as STEP edges (lines, Bezier curves with their own poles, polylines as chains of
+    segments) in one compound, through Open CASCADE (the optional cadquery-ocp-novtk)."""
+    try:
+        from OCP.BRep import BRep_Builder
+        from OCP.BRepBuilderAPI import BRepBuilderAPI_MakeEdge
+        from OCP.Geom import Geom_BezierCurve
+        from OCP.gp import gp_Pnt
+        from OCP.OCP.collections import Array1_gp_Pnt
+        from OCP.STEPControl import STEPControl_AsIs, STEPControl_Writer
+        from OCP.TopoDS import TopoDS_Compound
+    except ImportError as exc:
+        raise RuntimeError("STEP export needs Open CASCADE: pip install 'reconstudio[step]' "
+                           "(cadquery-ocp-novtk)") from exc
+
+    builder, compound = BRep_Builder(), TopoDS_Compound()
+    builder.MakeCompound(compound)
+    for c in curves:
+        if c["type"] == "bezier":
+            poles = Array1_gp_Pnt(1, 4)
+            for i, p in enumerate(c["control_points"]):
+                poles.SetValue(i + 1, gp_Pnt(*map(float, p)))
+            builder.Add(compound, BRepBuilderAPI_MakeEdge(Geom_BezierCurve(poles)).Edge())
+            continue
+        pts = [gp_Pnt(*map(float, p)) for p in c["points"]]
+        for a, b in zip(pts[:-1], pts[1:], strict=True):
+            if a.Distance(b) > 1e-12:
+                builder.Add(compound, BRepBuilderAPI_MakeEdge(a, b).Edge())
+    writer = STEPControl_Writer()
+
+    def write(p: Path) -> None:
+        import os
+        import sys
+
+        # Open CASCADE prints transfer statistics on the process's stdout: keep them off it
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                writer.Transfer(compound, STEPControl_AsIs)
+                status = int(writer.Write(str(p)))
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        if status != 1:  # IFSelect_RetDone
+            raise OSError(f"Open CASCADE could not write {p}")
+
+    return _atomic_write(Path(path), write)
+
+
+def read_step_edges(path: str | Path) -> list[str]:
+    """Curve kinds of the edges in a STEP file ("line", "bezier", ...), read by Open CASCADE."""
+    from OCP.BRep import BRep_Tool
+    from OCP.GeomAdaptor import GeomAdaptor_Curve
+    from OCP.STEPControl import STEPControl_Reader
+    from OCP.TopAbs import TopAbs_EDGE
+    from OCP.TopExp import TopExp_Explorer
+    from OCP.TopoDS import TopoDS
+
+    reader = STEPControl_Reader()
+    reader.ReadFile(str(path))
+    reader.TransferRoots()
+    shape = reader.OneShape()
+    kinds = []
+    exp = TopExp_Explorer(shape, TopAbs_EDGE)
+    while exp.More():
+        first, last = 0.0, 1.0
+        curve = BRep_Tool.Curve_s(TopoDS.Edge(exp.Current()), first, last)
+        kinds.append(str(GeomAdaptor_Curve(curve).GetType()).split("_")[-1].lower())
+        exp.Next()
+    return kinds
+
+
 def read_curves_dxf(path: str | Path) -> list[dict]:
     """LINE, SPLINE (single cubic segments) and 3D POLYLINE entities back as curves."""
     import ezdxf

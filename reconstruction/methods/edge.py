@@ -101,7 +101,8 @@ class EdgeConfig:
     point_resolution: int = 160
     """Grid on which edge points are extracted (cells across the object's box)."""
     point_threshold: float = 0.25
-    """Edge density (as a fraction of sigma_max) above which a grid point is an edge point."""
+    """Edge density (as a fraction of sigma_max) above which a grid point is an edge point
+    (lowered to half the field's 99.9th percentile while the field is still faint)."""
     crease_filter: bool = True
     """Keep only edge points where the visual hull bends (captures with masks)."""
     crease_min: float = 0.06
@@ -267,7 +268,13 @@ class Edge(RayFieldMethod):
         keep = occ[self.grid.cell_index(pt)]
         pt = pt[keep]
         vals = torch.cat([self.field(c) for c in pt.split(65536)]) if pt.numel() else torch.zeros(0)
-        sel = vals > cfg.point_threshold
+        # early in training the whole field is faint: the threshold follows its strongest
+        # values down (half the 99.9th percentile) so the first snapshots show something
+        thr = cfg.point_threshold
+        if vals.numel() > 1000:
+            thr = min(thr, 0.5 * float(torch.quantile(vals[torch.randperm(vals.numel(), generator=torch.Generator().manual_seed(0))
+                                                            [:100000]], 0.999)))
+        sel = vals > thr
         p = pt[sel].cpu().double().numpy()
         w = vals[sel].cpu().double().numpy()
         if len(p) < 8:
