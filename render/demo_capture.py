@@ -25,7 +25,8 @@ Ground truth goes to ``gt/``: ``mesh.ply`` (closed surface with vertex colours),
 ``curves.json`` (the sharp feature curves, project schema) and ``README.txt``.
 
 CLI: ``python -m render.demo_capture --out DIR [--size 128] [--train 48] [--val 4]
-[--test 8] [--seed 0]``.
+[--test 8] [--seed 0] [--textured]``; ``--video FILE.mp4 --out POSES.json [--textured]``
+renders a rising-spiral video instead (:func:`make_demo_video`).
 """
 
 from __future__ import annotations
@@ -395,8 +396,43 @@ class DemoObject:
     colors: np.ndarray  # [V, 3] uint8 (mean of the patch colours meeting at a vertex)
 
 
-def build_demo_object() -> DemoObject:
-    """Build the demo object's surface (deterministic; about 50 k triangles)."""
+TEXTURE_SPACINGS = (0.12, 0.06, 0.03)
+"""Lattice spacings (world units) of the value-noise octaves of the textured variant."""
+TEXTURE_GAIN = (0.25, 1.45)
+"""Range of the textured variant's brightness factor (multiplies the baked colour)."""
+
+
+def texture_factor(points: np.ndarray, seed: int = 7) -> np.ndarray:
+    """A solid (3D) value-noise brightness factor [N] at world points [N, 3], in TEXTURE_GAIN.
+
+    Octaves of cubic-interpolated random lattices (TEXTURE_SPACINGS); deterministic for a seed.
+    Evaluated at the render mesh's vertices (about 0.015 apart), it gives blobs a few pixels
+    wide at 128-256 px: corners for feature detectors on every face, also the flat ones.
+    """
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(seed)
+    pts = np.asarray(points, dtype=float)
+    total = np.zeros(len(pts))
+    weight = 0.0
+    for k, spacing in enumerate(TEXTURE_SPACINGS):
+        n = int(math.ceil(2.4 / spacing)) + 4
+        lattice = rng.uniform(-1.0, 1.0, (n, n, n))
+        coords = ((pts + 1.2) / spacing + 1.5).T
+        total += 0.75**k * map_coordinates(lattice, coords, order=3, mode="nearest")
+        weight += 0.75**k
+    v = total / weight
+    v = 0.5 + 0.5 * np.tanh(3.0 * v / max(float(np.std(v)), 1e-9) / 2.0)  # spread over (0, 1)
+    lo, hi = TEXTURE_GAIN
+    return lo + (hi - lo) * v
+
+
+def build_demo_object(textured: bool = False) -> DemoObject:
+    """Build the demo object's surface (deterministic; about 50 k triangles).
+
+    With ``textured`` the baked colours are multiplied by :func:`texture_factor` (solid
+    noise), which gives structure from motion hundreds of features per view.
+    """
     box, box_xy = _box_patches()
     cyl, ring_xy = _cylinder_patches()
     wedge, wedge_xy = _wedge_patches()
@@ -410,6 +446,8 @@ def build_demo_object() -> DemoObject:
     rv = np.concatenate(verts) + 0.0  # + 0.0 turns -0.0 into 0.0 for the exact merge below
     rf = np.concatenate(faces)
     rc = np.concatenate(cols)
+    if textured:
+        rc = np.clip(rc * texture_factor(rv)[:, None], 0.0, 1.0)
     uniq, inverse = np.unique(rv, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     acc = np.zeros((len(uniq), 3))
@@ -668,16 +706,18 @@ distance {dist} looking at the origin; images {size} x {size} px, RGBA, transpar
 
 
 def make_demo_capture(
-    out: Path, size: int = 128, n_train: int = 48, n_val: int = 4, n_test: int = 8, seed: int = 0
+    out: Path, size: int = 128, n_train: int = 48, n_val: int = 4, n_test: int = 8, seed: int = 0,
+    textured: bool = False,
 ) -> Path:
     """Render the demo capture into `out` (NeRF-synthetic layout plus gt/) and return `out`.
 
-    Deterministic: the same arguments give byte-identical files.
+    Deterministic: the same arguments give byte-identical files. ``textured`` renders the
+    noise-textured variant (:func:`build_demo_object`).
     """
     out = Path(out)
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
-    obj = build_demo_object()
+    obj = build_demo_object(textured)
     positions = camera_positions(n_train, n_val, n_test, seed)
     renderer = _Renderer(obj, size)
     try:
@@ -706,6 +746,60 @@ def make_demo_capture(
     return out
 
 
+SPIRAL_ELEVATION_DEG = (10.0, 50.0)
+"""Elevation of the video's camera path at its first and its last frame."""
+
+
+def spiral_c2w(n_frames: int, turns: float = 1.0,
+               elevation_deg: tuple[float, float] = SPIRAL_ELEVATION_DEG) -> np.ndarray:
+    """[n, 4, 4] OpenGL camera-to-world along a rising spiral at CAMERA_DISTANCE.
+
+    The azimuth goes once (``turns``) around +Z while the elevation rises linearly from
+    ``elevation_deg[0]`` to ``elevation_deg[1]``; every camera looks at the origin.
+    """
+    t = np.arange(n_frames) / max(n_frames, 1)
+    azim = 2.0 * np.pi * turns * t
+    lo, hi = (math.radians(e) for e in elevation_deg)
+    elev = lo + (hi - lo) * np.arange(n_frames) / max(n_frames - 1, 1)
+    return np.stack([look_at_c2w(p) for p in _on_sphere(azim, elev, CAMERA_DISTANCE)])
+
+
+def make_demo_video(path: Path, size: int = 192, n_frames: int = 64, fps: float = 24.0,
+                    turns: float = 1.0, textured: bool = True,
+                    background=(255, 255, 255)) -> np.ndarray:
+    """Render the demo object along :func:`spiral_c2w` into a video file; the true poses.
+
+    The video holds only pixels (RGB over ``background``, white like the default
+    background of ``load_capture``), no cameras: ``.avi`` is written
+    as MJPG, anything else (``.mp4``) as mp4v. Returns the [n, 4, 4] camera-to-world
+    matrices of its frames (OpenGL convention, world of the demo object), for checking a
+    structure-from-motion result. Camera intrinsics: :func:`focal_length` (square frames).
+    """
+    import cv2
+
+    path = Path(path)
+    if size < 16 or size % 2:
+        raise ValueError(f"size must be even and at least 16 pixels, got {size}")
+    c2w = spiral_c2w(n_frames, turns)
+    fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {fourcc} video to {path}")
+    bg = np.asarray(background, dtype=np.float64)
+    renderer = _Renderer(build_demo_object(textured), size)
+    try:
+        for m in c2w:
+            rgba = renderer.render(m).astype(np.float64)
+            a = rgba[..., 3:] / 255.0
+            rgb = np.clip(np.round(rgba[..., :3] * a + bg * (1.0 - a)), 0, 255).astype(np.uint8)
+            writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+    finally:
+        renderer.close()
+        writer.release()
+    return c2w
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m render.demo_capture",
@@ -717,9 +811,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=int, default=4, help="number of validation views")
     parser.add_argument("--test", type=int, default=8, help="number of test views")
     parser.add_argument("--seed", type=int, default=0, help="camera layout seed")
+    parser.add_argument("--textured", action="store_true",
+                        help="noise-textured variant (features for structure from motion)")
+    parser.add_argument("--video", type=Path, default=None,
+                        help="write a video (.mp4 or .avi) along a rising spiral to this file "
+                             "instead of a capture; --train frames, true poses to --out as JSON")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    out = make_demo_capture(args.out, args.size, args.train, args.val, args.test, args.seed)
+    if args.video is not None:
+        c2w = make_demo_video(args.video, args.size, args.train, textured=args.textured)
+        _write_json(Path(args.out), {"camera_angle_x": CAMERA_ANGLE_X,
+                                     "frames": [{"index": i, "transform_matrix": m.tolist()}
+                                                for i, m in enumerate(c2w)]})
+        print(f"wrote {len(c2w)} frames ({args.size} px) to {args.video}, poses to {args.out} "
+              f"in {time.perf_counter() - t0:.1f} s")
+        return 0
+    out = make_demo_capture(args.out, args.size, args.train, args.val, args.test, args.seed,
+                            args.textured)
     n = args.train + args.val + args.test
     print(f"wrote {n} views ({args.size} px) and gt/ to {out} in {time.perf_counter() - t0:.1f} s")
     return 0
