@@ -12,20 +12,24 @@ arrive:
 - ``splats``: {"positions": [N, 3], "colors": [N, 3] in 0-1, "scales": [N],
   "opacity": [N]}, coloured points whose size follows the scale.
 
+Meshes: ``read_mesh`` (a file, off the GUI thread) and ``snapshot_mesh`` (a payload).
 Files: ``curves.json`` (the schema in DESIGN.md; cubic beziers sampled densely) and
 ``splats.ply`` (the standard 3D Gaussian Splatting layout).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 import pyvista as pv
 
+from render.preview import vertex_colors
+
 COLOR_ARRAY = "_rgb"
-"""Name of the uint8 [N, 3] colour array (the same as the window's mesh colours)."""
+"""Name of the uint8 [N, 3] colour array: mesh vertex colours, curve/point/splat colours."""
 CURVE_TYPES = {"line": 0, "bezier": 1, "polyline": 2}
 CURVE_COLORS = np.array([[60, 64, 72], [255, 170, 40], [80, 200, 255]], dtype=np.uint8)
 """Colour of a curve by type: line, bezier, polyline."""
@@ -35,6 +39,64 @@ SH_C0 = 0.28209479177387814
 """Zeroth spherical-harmonic constant: colour = 0.5 + SH_C0 * f_dc."""
 MAX_SPLATS = 200_000
 """Splats drawn at most (an even subset beyond that)."""
+
+
+# -- meshes -------------------------------------------------------------------------------------
+
+
+def snapshot_mesh(payload: dict) -> pv.PolyData:
+    """A mesh snapshot payload (vertices [N, 3], faces [M, 3], colors [N, 3]) as PolyData."""
+    verts = np.ascontiguousarray(payload["vertices"], dtype=np.float32).reshape(-1, 3)
+    faces = np.asarray(payload.get("faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+    mesh = pv.PolyData.from_regular_faces(verts, faces) if len(faces) else pv.PolyData(verts)
+    colors = payload.get("colors")
+    if colors is not None and len(verts) and len(colors) == len(verts):
+        rgb = np.asarray(colors)[:, :3]
+        if rgb.dtype != np.uint8:
+            rgb = np.clip(rgb.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        mesh.point_data[COLOR_ARRAY] = np.ascontiguousarray(rgb)
+        mesh.point_data.active_scalars_name = COLOR_ARRAY
+    return mesh
+
+
+def read_mesh(path: Path) -> pv.PolyData:
+    """Read a mesh file for display; safe to call off the GUI thread (no rendering).
+
+    Vertex colours, if present, are copied to a uint8 [N, 3] point array ``_rgb``; a mesh
+    without colours gets point normals so it is smooth-shaded without work on the GUI
+    thread. Raises ValueError with the file's name and the reason.
+    """
+    path = Path(path)
+    try:
+        data = pv.read(str(path))
+    except Exception as exc:  # VTK readers raise a variety of errors
+        raise ValueError(f"could not read {path.name}: {exc}") from exc
+    if isinstance(data, pv.MultiBlock):  # glTF scenes
+        data = data.combine()
+    if data is None or data.n_points == 0:
+        raise ValueError(
+            f"{path.name} has no vertices: the file is empty or damaged; export it again"
+        )
+    mesh = data if isinstance(data, pv.PolyData) else data.extract_surface()
+    colors = vertex_colors(mesh)
+    if colors is not None:
+        mesh.point_data[COLOR_ARRAY] = colors
+        mesh.point_data.active_scalars_name = COLOR_ARRAY
+    elif mesh.n_faces_strict > 0:
+        mesh.compute_normals(cell_normals=False, split_vertices=False, inplace=True)
+    return mesh
+
+
+def bounds_outline(bounds) -> pv.PolyData:
+    """The 12 edges of the box (xmin, xmax, ymin, ymax, zmin, zmax) as line PolyData."""
+    corners = np.array(list(itertools.product(bounds[0:2], bounds[2:4], bounds[4:6])),
+                       dtype=np.float64)
+    edges = [(a, b) for a in range(8) for b in range(a + 1, 8)
+             if bin(a ^ b).count("1") == 1]  # corners differing in one coordinate
+    return pv.PolyData(corners, lines=np.array([[2, a, b] for a, b in edges]).ravel())
+
+
+# -- curves, edge points, splats ---------------------------------------------------------------
 
 
 def _rgb(values: np.ndarray) -> np.ndarray:

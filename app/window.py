@@ -76,10 +76,14 @@ from app.training import (
 )
 from app.undo import SettingsCommand, ToggleCommand, UndoRecorder
 from app.viewport import (
+    COLOR_ARRAY,
+    bounds_outline,
     curves_polydata,
     edge_points_polydata,
     read_curves,
+    read_mesh,
     read_splats,
+    snapshot_mesh,
     splat_point_size,
     splats_polydata,
     view_camera,
@@ -92,11 +96,8 @@ from render.preview import (
     PLAIN_COLOR,
     camera_frustums,
     fit_camera,
-    vertex_colors,
 )
 
-COLOR_ARRAY = "_rgb"
-"""Name of the uint8 [N, 3] colour array :func:`read_mesh` adds when the file has colours."""
 POINTS_COLOR = "#1f6fb2"
 """Colour of the occupancy points shown while training."""
 HIGHLIGHT_COLOR = "#d81b60"
@@ -118,49 +119,6 @@ VIEW_FAILURES = ("view not rendered", "no field to render", "could not load")
 """How the engine's log says a RenderView got no picture."""
 _CATALOG: dict[str, MethodInfo] | None = None
 """The method catalogue, once read in this process (it does not change while the app runs)."""
-
-
-def snapshot_mesh(payload: dict) -> pv.PolyData:
-    """A mesh snapshot payload (vertices [N, 3], faces [M, 3], colors [N, 3]) as PolyData."""
-    verts = np.ascontiguousarray(payload["vertices"], dtype=np.float32).reshape(-1, 3)
-    faces = np.asarray(payload.get("faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
-    mesh = pv.PolyData.from_regular_faces(verts, faces) if len(faces) else pv.PolyData(verts)
-    colors = payload.get("colors")
-    if colors is not None and len(verts) and len(colors) == len(verts):
-        rgb = np.asarray(colors)[:, :3]
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(rgb.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        mesh.point_data[COLOR_ARRAY] = np.ascontiguousarray(rgb)
-        mesh.point_data.active_scalars_name = COLOR_ARRAY
-    return mesh
-
-
-def read_mesh(path: Path) -> pv.PolyData:
-    """Read a mesh file for display; safe to call off the GUI thread (no rendering).
-
-    Vertex colours, if present, are copied to a uint8 [N, 3] point array ``_rgb``; a mesh
-    without colours gets point normals so it is smooth-shaded without work on the GUI
-    thread. Raises ValueError with the file's name and the reason.
-    """
-    path = Path(path)
-    try:
-        data = pv.read(str(path))
-    except Exception as exc:  # VTK readers raise a variety of errors
-        raise ValueError(f"could not read {path.name}: {exc}") from exc
-    if isinstance(data, pv.MultiBlock):  # glTF scenes
-        data = data.combine()
-    if data is None or data.n_points == 0:
-        raise ValueError(
-            f"{path.name} has no vertices: the file is empty or damaged; export it again"
-        )
-    mesh = data if isinstance(data, pv.PolyData) else data.extract_surface()
-    colors = vertex_colors(mesh)
-    if colors is not None:
-        mesh.point_data[COLOR_ARRAY] = colors
-        mesh.point_data.active_scalars_name = COLOR_ARRAY
-    elif mesh.n_faces_strict > 0:
-        mesh.compute_normals(cell_normals=False, split_vertices=False, inplace=True)
-    return mesh
 
 
 class _LoadSignals(QObject):
@@ -194,15 +152,6 @@ class MeshLoadJob(QRunnable):
             signal.emit(*args)
         except RuntimeError:  # the window (and its signals object) is gone
             pass
-
-
-def bounds_outline(bounds) -> pv.PolyData:
-    """The 12 edges of the box (xmin, xmax, ymin, ymax, zmin, zmax) as line PolyData."""
-    corners = np.array(list(itertools.product(bounds[0:2], bounds[2:4], bounds[4:6])),
-                       dtype=np.float64)
-    edges = [(a, b) for a in range(8) for b in range(a + 1, 8)
-             if bin(a ^ b).count("1") == 1]  # corners differing in one coordinate
-    return pv.PolyData(corners, lines=np.array([[2, a, b] for a, b in edges]).ravel())
 
 
 class _ImageSignals(QObject):
