@@ -9,6 +9,11 @@ fixed wall-clock budget and reports its PSNR on the held-out frames (every 8th b
 With ``--shuffled`` the same capture with its images permuted among the poses is trained
 too (a broken pipeline's PSNR, for the test's floor). Prints one JSON line.
 
+Measured (2 shared CPU cores, heavily loaded): 32/32 frames registered, median centre error
+0.82 % of the path diameter (max 1.78 %), median rotation error 1.8 deg, SfM 3.4 s; NeRF at
+--budget 120 only reached 87 steps under that load, 17.6 dB. With --steps 300 (the test):
+18.8 dB, shuffled poses 14.5 dB.
+
     python benchmarks/video_sfm_nerf.py [--size 192] [--video-frames 64] [--frames 32]
         [--budget 120] [--shuffled] [--keep DIR]
 """
