@@ -10,6 +10,7 @@ Thumbnails are made with Pillow (:func:`make_thumbnail`), off the GUI thread.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class CaptureImage:
     """Why it was skipped (the loader's problem and fix)."""
     file_path: str = ""
     """The frame's file_path as written in the capture ('' for a skipped file)."""
+    c2w: tuple | None = None
+    """Its camera-to-world matrix (4 rows of 4, world, OpenGL), when the capture gave one."""
+    fov_x: float = 0.0
+    """Its horizontal field of view in radians (0 when unknown)."""
 
     @property
     def status_label(self) -> str:
@@ -104,8 +109,14 @@ def parse_capture_info(text: str, root: str | Path) -> CaptureInfo:
         for fr in frames:
             image = str(fr.get("image", ""))
             name = _display_name(image, root) if image else str(fr.get("file_path", ""))
+            c2w, fov_x = fr.get("c2w"), 0.0
+            k = fr.get("intrinsics")
+            if k and data.get("resolution"):
+                fov_x = 2.0 * math.atan(0.5 * float(data["resolution"][0]) / max(float(k[0]), 1e-9))
             images.append(CaptureImage(name.lstrip("./"), image, str(fr.get("split", "train")),
-                                       file_path=str(fr.get("file_path", ""))))
+                                       file_path=str(fr.get("file_path", "")),
+                                       c2w=tuple(tuple(map(float, r)) for r in c2w) if c2w else None,
+                                       fov_x=fov_x))
         for p in data.get("skipped", []):
             path = str(p.get("path", ""))
             reason = f"{p.get('problem', '')}. {p.get('fix', '')}".strip(". ")

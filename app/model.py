@@ -141,12 +141,15 @@ def resolve_source(path: str | Path) -> Source:
     if (path / "sparse").is_dir() or (path / "sfm_report.json").is_file():  # `recon sfm`
         found = tuple(p for p in (path / "sfm_report.json",) if p.is_file())
         return Source(path=path, kind="capture", files=found)
+    if (path / "cameras_sphere.npz").is_file():  # IDR / NeuS layout (e.g. DTU)
+        return Source(path=path, kind="capture", files=(path / "cameras_sphere.npz",))
     meshes = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
     if len(meshes) == 1:
         return Source(path=path, kind="mesh", mesh_path=meshes[0], files=(meshes[0],))
     raise OpenError(
-        f"{path}: found neither mesh.ply/metrics.json (a `recon fit` result) nor "
-        "transforms_train.json (a capture); open one of those folders or a mesh file"
+        f"{path}: found neither mesh.ply/metrics.json (a `recon fit` result) nor a capture "
+        "(transforms_train.json, transforms.json, sparse/ or cameras_sphere.npz); open one of "
+        "those folders or a mesh file"
     )
 
 

@@ -96,6 +96,7 @@ from render.preview import (
     PLAIN_COLOR,
     camera_frustums,
     fit_camera,
+    frustum_lines,
 )
 
 POINTS_COLOR = "#1f6fb2"
@@ -809,11 +810,30 @@ class MainWindow(QMainWindow):
             return
         self.show_capture_info(info)
 
+    def _draw_info_frustums(self, info: CaptureInfo) -> None:
+        """Cameras of a capture without a transforms file (COLMAP, IDR/DTU), from the
+        cameras `recon info --json` reports."""
+        posed = [im for im in info.images if im.c2w is not None and im.status != "skipped"]
+        if not posed:
+            return
+        w, h = info.resolution
+        frustums = frustum_lines(np.array([im.c2w for im in posed]), posed[0].fov_x or 0.69,
+                                 w / h if w and h else 1.0)
+        self._frustums = frustums
+        self._frustum_index = {_frame_key(im.file_path): i for i, im in enumerate(posed)}
+        self.cameras_actor = self.viewport.add_mesh(
+            frustums, color=FRUSTUM_COLOR, line_width=1.5, lighting=False, name="cameras",
+            reset_camera=False, render=False)
+        self._apply_display()
+        self._reset_camera()
+
     def show_capture_info(self, info: CaptureInfo) -> None:
         """List the capture's images; thumbnails follow from the thread pool."""
         info = mark_left_out(info, left_out(info.root))
         self.capture_info = info
         self.capture_panel.set_info(info)
+        if self._frustums is None:
+            self._draw_info_frustums(info)
         for problem in info.problems:
             self._log("warning", f"skipped {problem}")
         todo = []

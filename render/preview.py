@@ -98,6 +98,18 @@ def camera_frustums(cameras_json: Path, depth: float | None = None):
     c2ws = np.array([np.asarray(f["transform_matrix"], dtype=float) for f in frames])
     fov_x = float(meta.get("camera_angle_x", 0.69))
     w, h = float(meta.get("w", 1.0)), float(meta.get("h", 1.0))
+    return frustum_lines(c2ws, fov_x, w / h, depth)
+
+
+def frustum_lines(c2ws: np.ndarray, fov_x: float, aspect: float, depth: float | None = None):
+    """Line PolyData of one frustum per camera-to-world matrix [N, 4, 4] (OpenGL), with
+    horizontal field of view ``fov_x`` (radians) and width / height ``aspect``."""
+    import pyvista as pv
+
+    c2ws = np.asarray(c2ws, dtype=float).reshape(-1, 4, 4)
+    if not len(c2ws):
+        return pv.PolyData()
+    w, h = float(aspect), 1.0
     if depth is None:
         depth = 0.12 * float(np.mean(np.linalg.norm(c2ws[:, :3, 3], axis=1)))
     hx = depth * math.tan(0.5 * fov_x)

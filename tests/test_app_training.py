@@ -467,7 +467,8 @@ def test_snapshots_are_throttled_and_only_the_newest_is_drawn(qtbot, twindow):
     window.poll_timer.stop()
     assert 5 <= len(drawn) <= 12, drawn  # ~5 redraws a second for 2 s, not 60 polls' worth
     gaps = np.diff([t for t, _ in drawn])
-    assert gaps.min() >= window.redraw_interval - 0.02
+    # (emitted after each draw, whose own length varies: the throttle acts before it)
+    assert gaps.min() >= 0.75 * window.redraw_interval
     # each redraw showed the newest snapshot of its poll, replacing the data in place
     actor, data = window.live_mesh_actor, window.live_mesh
     assert actor is not None and actor.mapper.dataset is data

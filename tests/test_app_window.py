@@ -649,3 +649,28 @@ def test_capture_info_parses_recon_info_json(tmp_path):
     assert ("images", "2 used, 1 skipped") in info.summary_rows()
     with pytest.raises(ValueError, match="recon info"):
         parse_capture_info("not json", root)
+
+
+DTU = Path(__file__).resolve().parents[2] / "shared" / "data" / "dtu_scan24"
+
+
+@needs_display
+@pytest.mark.skipif(not DTU.is_dir(), reason="needs ../shared/data/dtu_scan24")
+def test_idr_capture_without_transforms_shows_its_cameras(qtbot, window):
+    # DTU (IDR layout: cameras_sphere.npz) has no transforms file: the frustums come from
+    # the cameras `recon info --json` reports
+    with qtbot.waitSignal(window.capture_listed, timeout=120_000) as listed:
+        assert window.open_path(DTU)
+    assert listed.args == [49]
+    actor = window.cameras_actor
+    assert actor is not None and actor.mapper.dataset.n_points == 49 * 8
+    # every frustum apex is its camera centre, which DTU's own cameras put about 2.5-4
+    # object radii away from the object (the loaders' world = cameras_sphere's frame)
+    apex = np.asarray(actor.mapper.dataset.points)[0::8]
+    spread = np.linalg.norm(apex - apex.mean(0), axis=1)
+    assert spread.max() > 0.1 * np.linalg.norm(apex, axis=1).mean()
+    panel = window.capture_panel
+    row = [n for n, _, _ in panel.rows()].index("images/000003")
+    panel.list.setCurrentRow(row)
+    qtbot.waitUntil(lambda: window.highlighted_frustum is not None, timeout=10_000)
+    assert window.highlighted_frustum == window._frustum_index["images/000003"]

@@ -194,13 +194,19 @@ class Scene:
         }
 
     def frame_rows(self) -> list[dict]:
-        """One row per kept image: its name, file_path, image file and split."""
+        """One row per kept image: its name, file_path, image file, split, camera-to-world
+        matrix and intrinsics (fx, fy, cx, cy)."""
         split_of = {}
         for name in ("val", "test", "train"):  # a frame in several splits shows the first
             for i in np.asarray(self.split.get(name, []), dtype=np.int64).tolist():
                 split_of.setdefault(int(i), name)
         paths = self.image_paths if len(self.image_paths) == len(self) else [""] * len(self)
+        cams = self.cameras
         return [
-            {"name": name, "file_path": fp, "image": paths[i], "split": split_of.get(i, "unused")}
+            {"name": name, "file_path": fp, "image": paths[i], "split": split_of.get(i, "unused"),
+             # world camera-to-world (OpenGL: looks down -Z) and pinhole intrinsics, so that
+             # viewers can draw the camera of any capture format
+             "c2w": np.asarray(cams.c2w[i], dtype=float).round(9).tolist(),
+             "intrinsics": [float(cams.fx[i]), float(cams.fy[i]), float(cams.cx[i]), float(cams.cy[i])]}
             for i, (name, fp) in enumerate(zip(self.names, self.file_paths, strict=True))
         ]
