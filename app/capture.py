@@ -66,6 +66,8 @@ class CaptureInfo:
     split: dict[str, int]
     problems: tuple[str, ...]
     images: tuple[CaptureImage, ...]
+    points: tuple | None = None
+    """A sample of the capture's sparse points (world, [N][3]) when it has them."""
 
     def summary_rows(self) -> list[tuple[str, str]]:
         split = ", ".join(f"{n} {k}" for k, n in self.split.items() if n) or "none"
@@ -135,6 +137,7 @@ def parse_capture_info(text: str, root: str | Path) -> CaptureInfo:
             split={str(k): int(v) for k, v in dict(data.get("split", {})).items()},
             problems=tuple(str(p) for p in data.get("problems", [])),
             images=tuple(images),
+            points=tuple(tuple(map(float, p)) for p in data["points"]) if data.get("points") else None,
         )
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"`recon info --json` gave no capture description ({exc})") from None

@@ -65,6 +65,7 @@ from pyvistaqt import QtInteractor
 from app.capture import CaptureInfo, info_command, make_thumbnail, parse_capture_info
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
 from app.panels import CapturePanel, ExportDialog, MethodPanel, TrainingPanel
+from app.scale_tool import ScaleTool
 from app.sfm import is_photo_input, left_out, mark_left_out, sfm_command, sfm_error, sfm_output
 from app.training import (
     MethodInfo,
@@ -474,6 +475,13 @@ class MainWindow(QMainWindow):
         self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
         self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
         edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        self.scale_tool = ScaleTool(self)
+        self.scale_action = QAction("Set &Scale from Two Points...", self)
+        self.scale_action.setStatusTip("Pick two points whose distance you know: the capture "
+                                       "is rescaled to metres (recon scale)")
+        self.scale_action.triggered.connect(self._on_scale_clicked)
+        edit_menu.addAction(self.scale_action)
 
         view_menu = self.menuBar().addMenu("&View")
         self.reset_view_action = QAction("&Reset View", self)
@@ -773,6 +781,11 @@ class MainWindow(QMainWindow):
             proc.waitForFinished(2000)
         self.capture_panel.set_message("No capture open")
         self.capture_dock.hide()
+        if getattr(self, "sparse_actor", None) is not None:
+            self.viewport.remove_actor(self.sparse_actor, render=False)
+            self.sparse_actor = None
+        if getattr(self, "scale_tool", None) is not None:
+            self.scale_tool.cancel()
 
     def _describe_capture(self, path: Path) -> None:
         """`recon info PATH --json` in a subprocess; the panel fills when it answers."""
@@ -810,6 +823,19 @@ class MainWindow(QMainWindow):
             return
         self.show_capture_info(info)
 
+    @Slot()
+    def _on_scale_clicked(self) -> None:
+        self.scale_tool.start()
+
+    def _draw_sparse_points(self, info: CaptureInfo) -> None:
+        """The capture's sparse SfM points (a sample), to see the scene and pick on it."""
+        if info.points is None or not len(info.points):
+            return
+        cloud = pv.PolyData(np.asarray(info.points, dtype=np.float32))
+        self.sparse_actor = self.viewport.add_mesh(
+            cloud, color=POINTS_COLOR, point_size=3, name="sparse_points", lighting=False,
+            reset_camera=False, render=False)
+
     def _draw_info_frustums(self, info: CaptureInfo) -> None:
         """Cameras of a capture without a transforms file (COLMAP, IDR/DTU), from the
         cameras `recon info --json` reports."""
@@ -832,6 +858,7 @@ class MainWindow(QMainWindow):
         info = mark_left_out(info, left_out(info.root))
         self.capture_info = info
         self.capture_panel.set_info(info)
+        self._draw_sparse_points(info)
         if self._frustums is None:
             self._draw_info_frustums(info)
         for problem in info.problems:
@@ -1907,6 +1934,7 @@ class MainWindow(QMainWindow):
             self.poll_timer.stop()
             self._close_engine()
             self._image_cancel.set()
+            self.scale_tool.close()
             for proc in (self._catalog_process, self._export_process, self._info_process,
                          self._sfm_process):
                 if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:

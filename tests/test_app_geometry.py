@@ -142,5 +142,6 @@ def test_result_with_curves_and_splats_shows_them(qtbot, window, tmp_path):  # n
     assert window.geometry["curves"].n_cells == 3
     assert window.geometry_actors["splats"].GetVisibility()
     out = window.save_window_screenshot(tmp_path / "result_geometry.png")
-    Path("/tmp/reconstudio_shots").mkdir(exist_ok=True)
-    out.replace(Path("/tmp/reconstudio_shots") / out.name)
+    artifacts = Path(__file__).resolve().parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    out.replace(artifacts / out.name)

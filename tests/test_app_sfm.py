@@ -105,4 +105,46 @@ def test_dropping_real_photos_recovers_cameras_and_opens_the_capture(qtbot, wind
     if window.methods is None:  # opening a capture reads the method list: let it finish
         with qtbot.waitSignal(window.methods_loaded, timeout=60_000):
             pass
-    window.save_window_screenshot(tmp_path / "sfm_capture.png").replace("/tmp/reconstudio_shots/sfm_capture.png")
+    window.save_window_screenshot(Path(__file__).resolve().parent / "artifacts" / "sfm_capture.png")
+
+
+@needs_display
+def test_scale_from_two_picked_points_rescales_the_capture(qtbot, window, tmp_path):  # noqa: F811
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not DTU.is_dir():
+        pytest.skip("needs ../shared/data/dtu_scan24")
+    photos = tmp_path / "shots"
+    photos.mkdir()
+    for i in range(10, 16):
+        shutil.copy(DTU / f"{i:06d}.png", photos)
+    capture = tmp_path / "cap"
+    subprocess.run([sys.executable, "-m", "reconstruction.cli", "sfm", str(photos), "--out", str(capture),
+                    "--max-size", "320"], check=True, capture_output=True, timeout=300)
+    with qtbot.waitSignal(window.capture_listed, timeout=120_000):
+        assert window.open_path(capture)
+    # the capture's sparse points are shown, to see the scene and to pick on
+    pts = np.asarray(window.capture_info.points)
+    assert len(pts) > 50 and window.sparse_actor is not None
+    assert window.sparse_actor.mapper.dataset.n_points == len(pts)
+    tool = window.scale_tool
+    tool.ask_distance = lambda now: 0.25  # the dialog's answer, in metres
+    assert tool.start() and tool.picking
+    a, b = pts[0], pts[len(pts) // 2]
+    with qtbot.waitSignal(tool.scaled, timeout=120_000) as done:
+        tool.add_point(a)
+        assert tool.picking and len(tool.points) == 1  # still waiting for the second point
+        tool.add_point(b)
+    factor = done.args[0]
+    np.testing.assert_allclose(factor, 0.25 / np.linalg.norm(a - b), rtol=1e-6)
+    record = json.loads((capture / "scale.json").read_text())
+    np.testing.assert_allclose(record["factor"], factor, rtol=1e-9)
+    # the capture reopened in metres: the same two sparse points are now 0.25 m apart
+    with qtbot.waitSignal(window.capture_listed, timeout=120_000):
+        pass
+    new = np.asarray(window.capture_info.points)
+    np.testing.assert_allclose(np.linalg.norm(new[0] - new[len(new) // 2]), 0.25, rtol=1e-4)

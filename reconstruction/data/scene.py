@@ -189,9 +189,17 @@ class Scene:
             "bounds": [np.asarray(self.bounds[0]).tolist(), np.asarray(self.bounds[1]).tolist()],
             "problems": [str(p) for p in self.problems],
             "frames": self.frame_rows(),
+            "points": self.point_sample(),
             "skipped": [{"path": p.path, "problem": p.problem, "fix": p.fix}
                         for p in self.problems],
         }
+
+    def point_sample(self, n: int = 20000) -> list[list[float]]:
+        """Up to ``n`` of the sparse points (world), evenly spread over the list."""
+        if self.points is None or not len(self.points):
+            return []
+        idx = np.unique(np.linspace(0, len(self.points) - 1, min(n, len(self.points))).round().astype(np.int64))
+        return np.asarray(self.points[idx], dtype=float).round(6).tolist()
 
     def frame_rows(self) -> list[dict]:
         """One row per kept image: its name, file_path, image file, split, camera-to-world
