@@ -294,7 +294,8 @@ class Edge(RayFieldMethod):
             p = p + shift
         p = thin_points(p, 0.5 * cell)
         w = np.full(len(p), 1.0)
-        if cfg.crease_filter and self.scene is not None and self.scene.masks is not None:
+        if (cfg.crease_filter and getattr(self, "scene", None) is not None
+                and self.scene.masks is not None and hasattr(self, "train_c2w")):
             score = self._crease_score(p)
             keep = score >= cfg.crease_min
             p, w = p[keep], score[keep]
