@@ -13,15 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from render.demo_capture import (
-    CAMERA_ANGLE_X,
     DemoObject,
-    _Renderer,
     _shade,
     _write_json,
     _write_ply,
-    _write_png,
     camera_positions,
-    look_at_c2w,
+    write_views,
 )
 
 OBJECTS = ("steps", "puck")
@@ -130,20 +127,7 @@ def make_cad_capture(out: Path, name: str, size: int = 128, n_train: int = 48, n
     """Render object ``name`` into ``out`` like :func:`render.demo_capture.make_demo_capture`."""
     out = Path(out)
     obj, curves = build_cad_object(name)
-    positions = camera_positions(n_train, n_val, n_test, seed)
-    renderer = _Renderer(obj, size)
-    try:
-        for split in ("train", "val", "test"):
-            frames = []
-            for i, pos in enumerate(positions[split]):
-                c2w = look_at_c2w(pos)
-                _write_png(out / split / f"r_{i}.png", renderer.render(c2w))
-                frames.append({"file_path": f"./{split}/r_{i}", "rotation": 0.0,
-                               "transform_matrix": [[float(v) for v in row] for row in c2w]})
-            _write_json(out / f"transforms_{split}.json",
-                        {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames})
-    finally:
-        renderer.close()
+    write_views(out, obj, size, camera_positions(n_train, n_val, n_test, seed))
     _write_ply(out / "gt" / "mesh.ply", obj.vertices, obj.faces, obj.colors)
     _write_json(out / "gt" / "curves.json", {"curves": curves})
     return out

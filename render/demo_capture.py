@@ -705,6 +705,24 @@ distance {dist} looking at the origin; images {size} x {size} px, RGBA, transpar
 """
 
 
+def write_views(out: Path, obj: DemoObject, size: int, positions: dict) -> None:
+    """Render ``obj`` from every camera position of every split into ``out``: RGBA PNGs and
+    NeRF-synthetic ``transforms_<split>.json`` (OpenGL camera-to-world, looking at the origin)."""
+    renderer = _Renderer(obj, size)
+    try:
+        for split in ("train", "val", "test"):
+            frames = []
+            for i, pos in enumerate(positions[split]):
+                c2w = look_at_c2w(pos)
+                _write_png(out / split / f"r_{i}.png", renderer.render(c2w))
+                frames.append({"file_path": f"./{split}/r_{i}", "rotation": 0.0,
+                               "transform_matrix": [[float(v) for v in row] for row in c2w]})
+            _write_json(out / f"transforms_{split}.json",
+                        {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames})
+    finally:
+        renderer.close()
+
+
 def make_demo_capture(
     out: Path, size: int = 128, n_train: int = 48, n_val: int = 4, n_test: int = 8, seed: int = 0,
     textured: bool = False,
@@ -718,27 +736,7 @@ def make_demo_capture(
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     obj = build_demo_object(textured)
-    positions = camera_positions(n_train, n_val, n_test, seed)
-    renderer = _Renderer(obj, size)
-    try:
-        for split in ("train", "val", "test"):
-            frames = []
-            for i, pos in enumerate(positions[split]):
-                c2w = look_at_c2w(pos)
-                _write_png(out / split / f"r_{i}.png", renderer.render(c2w))
-                frames.append(
-                    {
-                        "file_path": f"./{split}/r_{i}",
-                        "rotation": 0.0,
-                        "transform_matrix": [[float(v) for v in row] for row in c2w],
-                    }
-                )
-            _write_json(
-                out / f"transforms_{split}.json",
-                {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames},
-            )
-    finally:
-        renderer.close()
+    write_views(out, obj, size, camera_positions(n_train, n_val, n_test, seed))
     _write_ply(out / "gt" / "mesh.ply", obj.vertices, obj.faces, obj.colors)
     _write_json(out / "gt" / "curves.json", {"curves": feature_curves()})
     readme = _README.format(fov=CAMERA_ANGLE_X, dist=CAMERA_DISTANCE, size=size)
