@@ -416,6 +416,9 @@ def _export_curves(result: Path, args: argparse.Namespace) -> int:
         curves = read_curves(src)
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{src}: not a curves file ({exc}); re-run `recon fit DATA --method edge`") from None
+    if not curves:
+        raise UsageError(f"{src}: holds no curves (the edge field had found no edges); fit again "
+                         f"with a longer --budget, or lower --set point_threshold=...")
     out = Path(args.out) if args.out else result / f"curves.{fmt}"
     if args.out and (out.is_dir() or args.out.endswith(("/", os.sep))):
         out = out / f"curves.{fmt}"
