@@ -80,8 +80,8 @@ def test_dropping_two_photos_runs_sfm_and_says_why_it_failed(qtbot, window, tmp_
 DTU = Path(__file__).resolve().parents[2] / "shared" / "data" / "dtu_scan24" / "images"
 
 
-@needs_display
-def test_dropping_real_photos_recovers_cameras_and_opens_the_capture(qtbot, window, tmp_path):  # noqa: F811
+def _six_dtu_photos(tmp_path: Path) -> Path:
+    """Six neighbouring DTU scan24 photos in tmp_path/shots (skips without the data)."""
     import shutil
 
     import pytest
@@ -92,6 +92,14 @@ def test_dropping_real_photos_recovers_cameras_and_opens_the_capture(qtbot, wind
     photos.mkdir()
     for i in range(10, 16):
         shutil.copy(DTU / f"{i:06d}.png", photos)
+    return photos
+
+
+@needs_display
+def test_dropping_real_photos_recovers_cameras_and_opens_the_capture(qtbot, window, tmp_path):  # noqa: F811
+
+
+    photos = _six_dtu_photos(tmp_path)
     window.sfm_args = ("--max-size", "320")  # seconds, not minutes, on two cores
     with qtbot.waitSignal(window.capture_listed, timeout=180_000) as listed:
         assert window.open_path(photos)
@@ -110,18 +118,11 @@ def test_dropping_real_photos_recovers_cameras_and_opens_the_capture(qtbot, wind
 
 @needs_display
 def test_scale_from_two_picked_points_rescales_the_capture(qtbot, window, tmp_path):  # noqa: F811
-    import shutil
     import subprocess
     import sys
 
-    import pytest
 
-    if not DTU.is_dir():
-        pytest.skip("needs ../shared/data/dtu_scan24")
-    photos = tmp_path / "shots"
-    photos.mkdir()
-    for i in range(10, 16):
-        shutil.copy(DTU / f"{i:06d}.png", photos)
+    photos = _six_dtu_photos(tmp_path)
     capture = tmp_path / "cap"
     subprocess.run([sys.executable, "-m", "reconstruction.cli", "sfm", str(photos), "--out", str(capture),
                     "--max-size", "320"], check=True, capture_output=True, timeout=300)
