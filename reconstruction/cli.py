@@ -688,14 +688,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recon: error: --{name} must be >= 1", file=sys.stderr)
             return EXIT_BAD_INPUT
     from reconstruction.data import CaptureError
+    from reconstruction.data.paths import UnsafePathError
+    from reconstruction.engine import CheckpointError
 
     try:
         return int(args.func(args) or 0)
-    except CaptureError as exc:
+    except (CaptureError, UsageError, CheckpointError, UnsafePathError) as exc:
         print(f"recon: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except UsageError as exc:
-        print(f"recon: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # disk full, permission denied, ... while reading or writing
+        where = exc.filename or "a file"
+        print(f"recon: error: {where}: {exc.strerror or exc}; free some space or choose "
+              f"another folder, then run the command again", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print("recon: error: out of memory; pass --downscale 2 (or more) or use fewer "
+              "images", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("recon: interrupted", file=sys.stderr)

@@ -16,6 +16,7 @@ import queue
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,52 @@ def save_checkpoint(path: Path, method_name: str, state: dict[str, Any], extra: 
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely. ``str(err)``: which file, why, the fix."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str):
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.path}: {problem}. {fix}")
+
+
+_REFIT = "re-run `recon fit DATA --out DIR` to write a new one"
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint without executing code from it (``weights_only=True``)."""
+    """Load a checkpoint without executing code from it (``weights_only=True``).
+
+    Anything but tensors and plain values inside (a pickle that would import and call
+    something, e.g. ``os.system``) is refused before it runs; a missing, damaged or foreign
+    file raises :class:`CheckpointError` too.
+    """
+    import pickle
+
     import torch
 
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "reconstudio-checkpoint":
-        raise ValueError(f"{path}: not a ReconStudio checkpoint")
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no checkpoint file here", _REFIT)
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": not for the user
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        unsafe = "weights only" in str(exc).lower() or "unsupported" in str(exc).lower()
+        why = ("refused: it holds objects other than tensors and plain values, and loading "
+               "them could run code" if unsafe else f"damaged ({first[:200]})")
+        raise CheckpointError(path, why, "use only checkpoints written by ReconStudio; "
+                              + _REFIT) from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(path, f"damaged or not a checkpoint ({type(exc).__name__}: "
+                              f"{first[:200]})", _REFIT) from None
+    if (not isinstance(payload, dict) or payload.get("format") != "reconstudio-checkpoint"
+            or not isinstance(payload.get("state"), dict)
+            or not isinstance(payload.get("method"), str)):
+        raise CheckpointError(path, "not a ReconStudio checkpoint", _REFIT)
     return payload
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import PIL.Image  # noqa: F401  (must be loaded before pycolmap, see the module docstring)
 
 from reconstruction.data.images import Capture, Frame
+from reconstruction.data.paths import UnsafePathError, safe_path
 from reconstruction.data.scene import OPENCV_TO_OPENGL, CaptureError, Problem
 
 MODEL_FILES = ("cameras.bin", "cameras.txt")
@@ -153,11 +154,20 @@ def read_colmap(root: Path, model_dir: Path | None = None) -> Capture:
             continue
         w2c = np.eye(4)
         w2c[:3, :4] = _cam_from_world(image)
-        path = image_dir / name
+        try:
+            path = safe_path(image_dir, name, "image")
+        except UnsafePathError as e:
+            problems.append(Problem(e.path, e.problem, e.fix))
+            continue
         mask = None
         if mask_dir.is_dir():
             stem = Path(name).stem
-            tries = (mask_dir / name, mask_dir / f"{stem}.png", mask_dir / f"{name}.png")
+            tries = []
+            for m in (name, f"{stem}.png", f"{name}.png"):
+                try:
+                    tries.append(safe_path(mask_dir, m, "mask"))
+                except UnsafePathError:
+                    pass
             mask = next((m for m in tries if m.is_file()), None)
         frames.append(
             Frame(

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from reconstruction.data.images import IMAGE_EXTENSIONS, Capture, Frame
+from reconstruction.data.paths import UnsafePathError, safe_path
 from reconstruction.data.scene import OPENCV_TO_OPENGL, CaptureError, Problem
 
 CAMERA_FILES = ("cameras_sphere.npz", "cameras.npz", "cameras_large.npz")
@@ -129,6 +130,12 @@ def read_idr(root: Path, source: Path | None = None) -> Capture:
     for i in ids:
         world = mats[f"world_mat_{i}"]
         path = image_files.get(i)
+        if path is not None:
+            try:
+                safe_path(image_dir, path.name, "image")
+            except UnsafePathError as e:
+                problems.append(Problem(e.path, e.problem, e.fix))
+                continue
         name = f"{image_dir.name}/{path.name}" if path else f"{image_dir.name}/<camera {i}>"
         if scale_mat is None and f"scale_mat_{i}" in mats:
             scale_mat = mats[f"scale_mat_{i}"]

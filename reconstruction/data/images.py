@@ -26,6 +26,7 @@ import io
 import math
 import os
 import threading
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ import cv2
 import numpy as np
 import PIL.Image
 
+from reconstruction.data.memory import check_memory
+from reconstruction.data.paths import safe_path
 from reconstruction.data.scene import Cameras, Problem
 
 # Tried in this order when a frame's file_path has no extension (NeRF-synthetic "./train/r_0").
@@ -122,19 +125,21 @@ class LoadedFrames:
 def resolve_image(base: Path, file_path: str) -> Path | None:
     """The file a frame's ``file_path`` names, trying known extensions; None if missing.
 
-    ``file_path`` is relative to ``base`` unless absolute. "./train/r_0" finds
-    "train/r_0.png" (then .jpg, .jpeg, ...); a path that already has its extension is used
-    as is.
+    ``file_path`` is relative to ``base``. "./train/r_0" finds "train/r_0.png" (then .jpg,
+    .jpeg, ...); a path that already has its extension is used as is. A name that leaves
+    ``base`` (absolute, ``..``, a symlink to outside, a symlink loop) raises
+    :class:`~reconstruction.data.paths.UnsafePathError`.
     """
-    p = Path(file_path)
-    if not p.is_absolute():
-        p = base / p
+    p = safe_path(base, file_path, "image")
     if p.is_file():
         return p
+    rel = Path(file_path)
     for ext in IMAGE_EXTENSIONS:
         q = p.with_name(p.name + ext)
-        if q.is_file():
-            return q
+        if q.is_file() or q.is_symlink():
+            q = safe_path(base, rel.with_name(rel.name + ext), "image")
+            if q.is_file():
+                return q
     return None
 
 
@@ -149,22 +154,60 @@ def _exif_orientation(im: PIL.Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+_BOMB_LOCK = threading.Lock()
+
+
+def _open_header(path: Path) -> tuple[int, int, int]:
+    with PIL.Image.open(path) as im:
+        w, h = im.size
+        return int(w), int(h), _exif_orientation(im)
+
+
 def image_info(path: Path) -> tuple[int, int, int]:
     """(width, height, exif_orientation) from the file header, without decoding pixels.
 
-    Width and height are the stored ones (before the orientation is applied).
+    Width and height are the stored ones (before the orientation is applied). A huge image
+    (beyond Pillow's decompression-bomb limit) is measured from its header all the same:
+    whether it fits in memory is decided later, for the whole capture.
     Raises :class:`ImageReadError` if the file is not an image.
     """
     try:
-        with PIL.Image.open(path) as im:
-            w, h = im.size
-            return int(w), int(h), _exif_orientation(im)
-    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as e:
-        # Pillow cannot parse it; OpenCV may (rare formats): decode to learn the size.
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise ImageReadError(f"not a readable image ({type(e).__name__}: {e})") from e
-        return int(img.shape[1]), int(img.shape[0]), 1
+        return _open_header(path)
+    except PIL.Image.DecompressionBombError:
+        with _BOMB_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            limit, PIL.Image.MAX_IMAGE_PIXELS = PIL.Image.MAX_IMAGE_PIXELS, None
+            try:
+                return _open_header(path)
+            except (OSError, ValueError, SyntaxError) as e:
+                raise ImageReadError(f"not a readable image ({type(e).__name__}: {e})") from e
+            finally:
+                PIL.Image.MAX_IMAGE_PIXELS = limit
+    except OSError as e:
+        if isinstance(e, PermissionError) or (not isinstance(e, PIL.UnidentifiedImageError)
+                                              and e.errno is not None):
+            raise ImageReadError(f"cannot be read ({e.strerror or e})") from e
+        return _info_opencv(path, e)
+    except (ValueError, SyntaxError) as e:
+        return _info_opencv(path, e)
+
+
+def _info_opencv(path: Path, err: Exception) -> tuple[int, int, int]:
+    """Size of a file Pillow cannot parse, from OpenCV (rare formats); its header first."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as e:
+        raise ImageReadError(f"cannot be read ({e.strerror or e})") from e
+    if empty:
+        raise ImageReadError("the file is empty (0 bytes)") from err
+    # cv2.imread would decode the pixels of anything: refuse what OpenCV cannot even
+    # recognise before that, so a non-image never gets decoded in full.
+    if not cv2.haveImageReader(str(path)):
+        raise ImageReadError(f"not a readable image ({type(err).__name__}: {err})") from err
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"not a readable image ({type(err).__name__}: {err})") from err
+    return int(img.shape[1]), int(img.shape[0]), 1
 
 
 def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
@@ -203,6 +246,14 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img.astype(np.float64) / top, 0, 1) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _truncated_jpeg(raw: np.ndarray) -> bool:
+    """True for JPEG bytes without an end-of-image marker near their end (a cut-off file)."""
+    if raw.size < 4 or raw[0] != 0xFF or raw[1] != 0xD8:
+        return False
+    tail = raw[-4096:].tobytes()
+    return b"\xff\xd9" not in tail
+
+
 def _decode(path: Path) -> np.ndarray:
     """Decode to RGB(A) channel order: [H, W, 1|2|3|4], any depth, stored orientation."""
     try:
@@ -212,6 +263,8 @@ def _decode(path: Path) -> np.ndarray:
     if raw.size == 0:
         raise ImageReadError("the file is empty")
     img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    if img is not None and _truncated_jpeg(raw):
+        img = None  # OpenCV fills the missing part with grey; let Pillow decide
     if img is not None:
         if img.ndim == 2:
             return img[:, :, None]
@@ -363,23 +416,52 @@ class _Plan:
     orientation: int
 
 
-def _resolve_intrinsics(frame: Frame, width: int, height: int) -> tuple[float, ...]:
+def _bad_intrinsics(intr: tuple[float | None, ...], width: int, height: int) -> str:
+    """Why fx, fy, cx, cy cannot make a pinhole camera ('' if they can)."""
+    fx, fy, cx, cy = intr
+    if fx is None:
+        return "no focal length (give fl_x, or camera_angle_x)"
+    for name, v in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):
+        if not math.isfinite(v):
+            return f"{name} is {v} (singular intrinsic matrix)"
+    if fx <= 0 or fy <= 0:
+        return f"focal length fx={fx:g}, fy={fy:g} is not positive (singular intrinsic matrix)"
+    if max(width, height) / min(fx, fy) > 1e4:
+        return f"focal length fx={fx:g}, fy={fy:g} is near zero (singular intrinsic matrix)"
+    return ""
+
+
+def _focal_from_angle(size: int, angle: float) -> float:
+    """Focal length in pixels from a field of view in radians (inf/nan when degenerate)."""
+    angle = float(angle)
+    if not math.isfinite(angle):
+        return math.nan
+    t = math.tan(0.5 * angle)
+    return 0.5 * size / t if t != 0 else math.inf
+
+
+def _resolve_intrinsics(frame: Frame, width: int, height: int) -> tuple[float | None, ...]:
     fx = frame.fx
     if fx is None and frame.angle_x is not None:
-        fx = 0.5 * width / math.tan(0.5 * frame.angle_x)
+        fx = _focal_from_angle(width, frame.angle_x)
     fy = frame.fy
     if fy is None and frame.angle_y is not None:
-        fy = 0.5 * height / math.tan(0.5 * frame.angle_y)
+        fy = _focal_from_angle(height, frame.angle_y)
     if fx is None:
         fx = fy
     if fy is None:
         fy = fx
     cx = width / 2.0 if frame.cx is None else frame.cx
     cy = height / 2.0 if frame.cy is None else frame.cy
+    if fx is None:
+        return None, None, float(cx), float(cy)
     return float(fx), float(fy), float(cx), float(cy)
 
 
-def _workers() -> int:
+def _workers(pixels: int = 0) -> int:
+    """Images decoded at once: up to 4, one at a time for huge images (> 64 megapixels)."""
+    if pixels > 2**26:
+        return 1
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -388,19 +470,44 @@ def load_frames(
     downscale: int,
     background: np.ndarray,  # [3] in [0, 1]
     problems: list[Problem],
+    source: Path | str | None = None,
 ) -> LoadedFrames | None:
     """Decode, check, composite, downscale and undistort the frames' images.
 
     Frames that cannot be used are left out and appended to ``problems``; returns None if
     none remains. All kept images have one size: the size their cameras state, and among
-    the rest the most common one. The order of the frames is kept.
+    the rest the most common one. The order of the frames is kept. A frame naming the same
+    image file as an earlier frame of its split is a duplicate and left out; a frame whose
+    intrinsics are not usable (zero, negative or non-finite focal length or principal
+    point: a singular K) is left out.
+
+    Before any pixel is decoded, the memory the kept images need is compared with the
+    memory available (:func:`reconstruction.data.memory.check_memory`): a capture that
+    does not fit raises :class:`~reconstruction.data.scene.CaptureError` naming ``source``,
+    both numbers and a ``--downscale`` that fits.
     """
     background = np.asarray(background, np.float32).reshape(3)
 
     # 1. headers only: existence, readability, size, orientation.
     plans: list[_Plan] = []
     sizes: list[tuple[int, int]] = []
+    seen: dict[tuple[str | None, str], str] = {}
     for fr in frames:
+        if fr.image_path is not None:
+            try:
+                key = (fr.split, os.path.realpath(fr.image_path))
+            except (OSError, ValueError):
+                key = (fr.split, str(fr.image_path))
+            if key in seen:
+                problems.append(
+                    Problem(
+                        str(fr.image_path),
+                        f"duplicate: the same image file as {seen[key]}",
+                        "list each image once (remove the repeated frame)",
+                    )
+                )
+                continue
+            seen[key] = str(fr.file_path)
         if fr.image_path is None:
             tried = ", ".join(IMAGE_EXTENSIONS[:3])
             problems.append(
@@ -452,7 +559,28 @@ def load_frames(
     width, height = ref
 
     # 3. cameras at full resolution, then at the loaded one.
-    intr = np.array([_resolve_intrinsics(p.frame, width, height) for p in kept], np.float64)
+    good: list[_Plan] = []
+    rows: list[tuple[float, ...]] = []
+    for plan in kept:
+        intr_i = _resolve_intrinsics(plan.frame, width, height)
+        bad = _bad_intrinsics(intr_i, width, height)
+        if bad:
+            problems.append(
+                Problem(
+                    str(plan.frame.image_path),
+                    f"unusable intrinsics: {bad}",
+                    "fix the focal length (fl_x/fl_y or camera_angle_x) and principal point "
+                    "(cx/cy) in the camera file",
+                )
+            )
+            continue
+        good.append(plan)
+        rows.append(intr_i)
+    kept = good
+    if not kept:
+        return None
+    check_memory(source or kept[0].frame.image_path.parent, len(kept), width, height, downscale)
+    intr = np.array(rows, np.float64)
     full = Cameras(
         np.stack([np.asarray(p.frame.c2w, np.float64) for p in kept]),
         intr[:, 0],
@@ -520,7 +648,7 @@ def load_frames(
     images = np.empty((n, size[1], size[0], 3), np.uint8)
     masks: np.ndarray | None = None
     ok = np.zeros(n, bool)
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=_workers(width * height)) as pool:
         for i, result in enumerate(pool.map(job, range(n))):
             if isinstance(result, Problem):
                 problems.append(result)

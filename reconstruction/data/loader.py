@@ -240,7 +240,7 @@ def build_scene(capture: Capture, downscale: int = 1, background=(1.0, 1.0, 1.0)
     bg = _background(background)
     frames = _check_poses(capture)
     problems = capture.problems
-    loaded = load_frames(frames, downscale, bg, problems) if frames else None
+    loaded = load_frames(frames, downscale, bg, problems, capture.source) if frames else None
     for p in problems:
         log.warning("skipped %s", p)
     if loaded is None:

@@ -39,6 +39,7 @@ heap; :func:`import_pycolmap` loads both first, and only the child imports pycol
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -307,6 +308,7 @@ def run_sfm(
         return _run_sfm(input_dir, capture, matcher=matcher, max_size=max_size,
                         timeout=timeout, threads=threads, progress=progress)
     t0 = time.perf_counter()
+    created = not capture.exists()
     capture.mkdir(parents=True, exist_ok=True)
     (capture / REPORT_NAME).unlink(missing_ok=True)
     staging = capture / ".video_frames"
@@ -332,6 +334,12 @@ def run_sfm(
             if e.path != str(staging):
                 raise
             raise CaptureError(input_dir, e.problem, e.fix) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:  # a failed run leaves no empty capture folder beside the video
+            with contextlib.suppress(OSError):
+                capture.rmdir()
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report["input"] = video["path"]

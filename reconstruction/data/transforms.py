@@ -24,11 +24,13 @@ z1]]`` or 6 numbers) gives the object's bounds; otherwise they come from the cam
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from reconstruction.data.images import Capture, Frame, resolve_image
+from reconstruction.data.paths import UnsafePathError, safe_path
 from reconstruction.data.scene import CaptureError, Problem
 
 SUPPORTED_CAMERA_MODELS = ("PINHOLE", "SIMPLE_PINHOLE", "OPENCV", "OPENCV_FISHEYE")
@@ -111,6 +113,8 @@ def frame_intrinsics(meta: dict, frame: dict) -> dict:
         return _number(frame.get(key, meta.get(key)))
 
     w, h = get("w"), get("h")
+    w = w if w is not None and math.isfinite(w) else None
+    h = h if h is not None and math.isfinite(h) else None
     k = {name: get(name) or 0.0 for name in ("k1", "k2", "k3", "k4", "p1", "p2")}
     dist = np.array([k["k1"], k["k2"], k["p1"], k["p2"], k["k3"]])
     return {
@@ -174,17 +178,21 @@ def parse_frames(
         fish = intr.pop("fisheye_distortion")
         if fisheye:
             intr["distortion"] = fish if np.any(fish != 0) else None
-        mask_path = None
-        if isinstance(fr.get("mask_path"), str):
-            mask_path = Path(fr["mask_path"])
-            mask_path = mask_path if mask_path.is_absolute() else base / mask_path
+        try:
+            image_path = resolve_image(base, fr["file_path"])
+            mask_path = None
+            if isinstance(fr.get("mask_path"), str):
+                mask_path = safe_path(base, fr["mask_path"], "mask")
+        except UnsafePathError as e:
+            problems.append(Problem(f"{source} frame {j} ({e.path})", e.problem, e.fix))
+            continue
         model = camera_model
         if camera_model == "PINHOLE" and intr["distortion"] is not None:
             model = "OPENCV"
         out.append(
             Frame(
                 file_path=fr["file_path"],
-                image_path=resolve_image(base, fr["file_path"]),
+                image_path=image_path,
                 expected_path=base / fr["file_path"],
                 c2w=c2w,
                 fisheye=fisheye,
@@ -253,7 +261,12 @@ def read_transforms(path: Path) -> Capture:
             fr.split = lookup.get(_norm(fr.file_path), default)
     points = colors = None
     if nerfstudio and isinstance(meta.get("ply_file_path"), str):
-        points, colors = _read_ply_points(base / meta["ply_file_path"], problems)
+        try:
+            points, colors = _read_ply_points(
+                safe_path(base, meta["ply_file_path"], "point cloud"), problems
+            )
+        except UnsafePathError as e:
+            problems.append(Problem(e.path, e.problem, e.fix))
     return Capture(
         root=base,
         format="nerfstudio" if nerfstudio else "instant-ngp",

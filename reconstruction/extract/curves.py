@@ -25,6 +25,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
+from reconstruction.atomic import atomic_write, atomic_write_with
+
 _BERN = np.array([[1, 0, 0, 0], [-3, 3, 0, 0], [3, -6, 3, 0], [-1, 3, -3, 1]], np.float64)
 
 
@@ -396,17 +398,13 @@ def read_curves(path: str | Path) -> list[dict]:
 
 
 def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
-    return path
+    """``write(tmp)`` into a temp file beside ``path``, then rename (see reconstruction.atomic)."""
+    return atomic_write_with(path, write)
 
 
 def write_curves_json(path: str | Path, curves: list[dict]) -> Path:
     text = json.dumps({"curves": curves}, indent=1)
-    return _atomic_write(Path(path), lambda p: p.write_text(text))
+    return atomic_write(Path(path), text)
 
 
 def write_curves_obj(path: str | Path, curves: list[dict], spacing: float) -> Path:
@@ -418,7 +416,7 @@ def write_curves_obj(path: str | Path, curves: list[dict], spacing: float) -> Pa
         lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in pts]
         lines.append("l " + " ".join(str(n + i) for i in range(len(pts))))
         n += len(pts)
-    return _atomic_write(Path(path), lambda p: p.write_text("\n".join(lines) + "\n"))
+    return atomic_write(Path(path), "\n".join(lines) + "\n")
 
 
 def write_curves_ply(path: str | Path, curves: list[dict], spacing: float) -> Path:
@@ -430,7 +428,7 @@ def write_curves_ply(path: str | Path, curves: list[dict], spacing: float) -> Pa
             f"property float z\nelement edge {len(edges)}\nproperty int vertex1\nproperty int vertex2\n"
             "end_header\n")
     body = "".join(f"{x:.7g} {y:.7g} {z:.7g}\n" for x, y, z in pts) + "".join(f"{a} {b}\n" for a, b in edges)
-    return _atomic_write(Path(path), lambda p: p.write_text(head + body))
+    return atomic_write(Path(path), head + body)
 
 
 def write_points_ply(path: str | Path, points: np.ndarray, values: np.ndarray | None = None) -> Path:
@@ -443,7 +441,7 @@ def write_points_ply(path: str | Path, points: np.ndarray, values: np.ndarray | 
         cols.append(np.asarray(values, np.float32).reshape(-1, 1))
     head = f"ply\nformat binary_little_endian 1.0\nelement vertex {len(pts)}\n{props}end_header\n"
     data = np.ascontiguousarray(np.concatenate(cols, 1), "<f4").tobytes()
-    return _atomic_write(Path(path), lambda p: p.write_bytes(head.encode() + data))
+    return atomic_write(Path(path), head.encode() + data)
 
 
 def write_curves_dxf(path: str | Path, curves: list[dict]) -> Path:

@@ -18,13 +18,13 @@ What each format keeps (read back with ``trimesh.load(path, process=False)``):
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
+
+from reconstruction.atomic import atomic_write
 
 MESH_FORMATS = ("ply", "obj", "glb", "stl")
 
@@ -109,20 +109,7 @@ def write_mesh(
     """
     path = Path(path)
     data = mesh_bytes(file_type or path.suffix, vertices, faces, colors)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp makes the file private; give it the permissions a new file would get
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, data)
 
 
 def decimate(
