@@ -424,6 +424,9 @@ def _bad_intrinsics(intr: tuple[float | None, ...], width: int, height: int) -> 
     for name, v in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):
         if not math.isfinite(v):
             return f"{name} is {v} (singular intrinsic matrix)"
+    for name, v in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):
+        if abs(v) > 1e9:
+            return f"{name}={v:g} is far beyond any image"
     if fx <= 0 or fy <= 0:
         return f"focal length fx={fx:g}, fy={fy:g} is not positive (singular intrinsic matrix)"
     if max(width, height) / min(fx, fy) > 1e4:

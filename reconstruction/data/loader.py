@@ -49,6 +49,7 @@ SUPPORTED = (
     "supported layouts: nerf-synthetic (transforms_train.json), instant-ngp or nerfstudio "
     "(transforms.json), IDR/NeuS (cameras_sphere.npz + image/), COLMAP (sparse/0/ + images/)"
 )
+MAX_POSE_VALUE = 1e12  # no capture has a camera this far away, or a rotation entry this big
 _SPLIT_FILE = re.compile(r"transforms_(train|val|test)\.json")
 
 
@@ -179,6 +180,11 @@ def point_bounds(
 # --------------------------------------------------------------------------- scene
 
 
+def _det3(c2w: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        return float(np.linalg.det(c2w[:3, :3]))
+
+
 def _check_poses(capture: Capture) -> list[Frame]:
     """Frames with a usable pose; the others listed in capture.problems."""
     good, nan = [], 0
@@ -194,7 +200,16 @@ def _check_poses(capture: Capture) -> list[Frame]:
                     f"fix or remove this frame's pose in {capture.source.name}",
                 )
             )
-        elif abs(np.linalg.det(c2w[:3, :3])) < 1e-9:
+        elif np.abs(c2w).max() > MAX_POSE_VALUE:
+            capture.problems.append(
+                Problem(
+                    where,
+                    f"camera pose holds values beyond {MAX_POSE_VALUE:g} "
+                    f"(largest {np.abs(c2w).max():g})",
+                    f"fix or remove this frame's pose in {capture.source.name}",
+                )
+            )
+        elif not abs(_det3(c2w)) >= 1e-9:
             capture.problems.append(
                 Problem(
                     where,

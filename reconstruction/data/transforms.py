@@ -254,7 +254,14 @@ def read_transforms(path: Path) -> Capture:
         has_split = True
         lookup: dict[str, str] = {}
         for s in ("test", "val", "train"):  # train wins if a file is listed twice
-            for name in meta.get(f"{s}_filenames") or []:
+            names = meta.get(f"{s}_filenames") or []
+            if not isinstance(names, list):
+                raise CaptureError(
+                    path,
+                    f"'{s}_filenames' is a {type(names).__name__}, not a list of file names",
+                    f'write it as "{s}_filenames": ["images/frame_00001.png", ...] or remove it',
+                )
+            for name in names:
                 lookup[_norm(name)] = s
         default = None if "train_filenames" in meta else "train"
         for fr in frames:
