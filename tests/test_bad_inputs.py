@@ -850,3 +850,14 @@ def test_console_script_refuses_a_crafted_checkpoint(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "refused" in proc.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("name", ["png_corrupt", "every_image_broken", "capture_too_big_for_memory"])
+def test_console_script_says_only_what_was_skipped_and_why(tmp_path, name):
+    """No decoder chatter (OpenCV/libpng log lines, Pillow warnings) around the messages."""
+    c = CASES[name](tmp_path / "in")
+    proc = subprocess.run([sys.executable, "-m", "reconstruction.cli", *c.argv],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == c.code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(ln.startswith(("skipped ", "recon: error: ")) for ln in lines), proc.stderr

@@ -55,6 +55,11 @@ IMAGE_EXTENSIONS = (
 )
 _EXIF_ORIENTATION = 0x0112
 
+# OpenCV's own log lines ("[ERROR:0@0.08] global grfmt_png.cpp:297 readHeader ...") would
+# come on top of the one clear message per bad file; OPENCV_LOG_LEVEL still wins if set.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 
 class ImageReadError(ValueError):
     """An image file that exists but cannot be decoded."""
@@ -157,10 +162,20 @@ def _exif_orientation(im: PIL.Image.Image) -> int:
 _BOMB_LOCK = threading.Lock()
 
 
+def _unreadable(err: BaseException, path: Path) -> str:
+    """'not a readable image (why)', without repeating the file name the message starts with."""
+    if isinstance(err, PIL.UnidentifiedImageError):
+        return "not a readable image (its bytes are not PNG, JPEG or another known image format)"
+    why = str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or "damaged"
+    return f"not a readable image ({type(err).__name__}: {why})"
+
+
 def _open_header(path: Path) -> tuple[int, int, int]:
-    with PIL.Image.open(path) as im:
-        w, h = im.size
-        return int(w), int(h), _exif_orientation(im)
+    with warnings.catch_warnings():  # a big image is judged by the memory check, not here
+        warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+        with PIL.Image.open(path) as im:
+            w, h = im.size
+            return int(w), int(h), _exif_orientation(im)
 
 
 def image_info(path: Path) -> tuple[int, int, int]:
@@ -180,7 +195,7 @@ def image_info(path: Path) -> tuple[int, int, int]:
             try:
                 return _open_header(path)
             except (OSError, ValueError, SyntaxError) as e:
-                raise ImageReadError(f"not a readable image ({type(e).__name__}: {e})") from e
+                raise ImageReadError(_unreadable(e, path)) from e
             finally:
                 PIL.Image.MAX_IMAGE_PIXELS = limit
     except OSError as e:
@@ -203,10 +218,10 @@ def _info_opencv(path: Path, err: Exception) -> tuple[int, int, int]:
     # cv2.imread would decode the pixels of anything: refuse what OpenCV cannot even
     # recognise before that, so a non-image never gets decoded in full.
     if not cv2.haveImageReader(str(path)):
-        raise ImageReadError(f"not a readable image ({type(err).__name__}: {err})") from err
+        raise ImageReadError(_unreadable(err, path)) from err
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ImageReadError(f"not a readable image ({type(err).__name__}: {err})") from err
+        raise ImageReadError(_unreadable(err, path)) from err
     return int(img.shape[1]), int(img.shape[0]), 1
 
 
@@ -284,7 +299,7 @@ def _decode(path: Path) -> np.ndarray:
             else:
                 arr = np.asarray(im.convert("RGB"))
     except Exception as e:
-        raise ImageReadError(f"not a readable image ({type(e).__name__}: {e})") from e
+        raise ImageReadError(_unreadable(e, path)) from e
     if arr.dtype == np.int32:  # Pillow "I" mode from 16-bit files
         arr = np.clip(arr, 0, 65535).astype(np.uint16)
     return arr[:, :, None] if arr.ndim == 2 else arr
