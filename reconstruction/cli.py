@@ -96,7 +96,7 @@ def _parse_settings(method: str, pairs: list[str]) -> dict[str, Any]:
 
 def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: int | None,
             downscale: int, device: str, settings: dict[str, Any], quiet: bool = False,
-            resume: str | None = None) -> dict[str, Any]:
+            resume: str | None = None, bounds=None) -> dict[str, Any]:
     """Train in-process with a rich progress bar; returns the metrics. Raises UsageError."""
     from rich.progress import (
         BarColumn,
@@ -137,7 +137,8 @@ def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: in
 
         Session(emit).run(P.Start(data=data, method=method, out=out, steps=steps, budget=budget,
                                   downscale=downscale, device=device, settings=settings,
-                                  snapshot_every=0.0, resume=resume))
+                                  snapshot_every=0.0, resume=resume,
+                                  bounds=bounds))
     if errors:
         err = errors[0]
         if err.kind == "engine":
@@ -146,12 +147,39 @@ def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: in
     return finished[0].metrics if finished else {}
 
 
+def parse_bounds(value: str | None):
+    """``--bounds``: a bounds.json from `recon edit` ({"min": [...], "max": [...]}) or six
+    numbers "x0,y0,z0,x1,y1,z1"; returns ((min), (max)) or None."""
+    if value is None:
+        return None
+    path = Path(value)
+    try:
+        if path.suffix.lower() == ".json" or path.is_file():
+            data = json.loads(path.read_text())
+            lo, hi = data["min"], data["max"]
+        else:
+            nums = [float(x) for x in value.replace(" ", ",").split(",") if x]
+            if len(nums) != 6:
+                raise ValueError(f"{len(nums)} numbers")
+            lo, hi = nums[:3], nums[3:]
+        lo = tuple(float(x) for x in lo)
+        hi = tuple(float(x) for x in hi)
+        if len(lo) != 3 or len(hi) != 3:
+            raise ValueError("min and max need 3 numbers each")
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--bounds {value}: not a box ({exc}); give bounds.json from `recon "
+                         f"edit` or six numbers x0,y0,z0,x1,y1,z1") from None
+    if not all(a < b for a, b in zip(lo, hi, strict=True)):
+        raise UsageError(f"--bounds {value}: min {list(lo)} must be below max {list(hi)}")
+    return (lo, hi)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     settings = _parse_settings(args.method, args.set or [])
     data = str(ensure_capture(args.data))
     metrics = run_fit(data, args.method, args.out, budget=args.budget, steps=args.steps,
                       downscale=args.downscale, device=args.device, settings=settings,
-                      quiet=args.quiet)
+                      quiet=args.quiet, bounds=parse_bounds(args.bounds))
     summary = {k: metrics[k] for k in ("steps", "seconds", "test_psnr") if k in metrics}
     print(json.dumps({"out": str(args.out), **summary}))
     return 0
@@ -527,6 +555,43 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- edit ----------------------------------------------------------------------------------------
+def cmd_edit(args: argparse.Namespace) -> int:
+    """Apply an edits file (crop, cage deformation, curve edits) to a result; write every format."""
+    from reconstruction.editing import EditError, apply_all, load_result, parse_ops, write_result
+
+    ops_path = Path(args.ops)
+    try:
+        data = json.loads(ops_path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{ops_path}: no such edits file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{ops_path}: not a JSON edits file ({exc}); it holds a list of "
+                         f"operations like [{{\"op\": \"crop\", \"min\": [...], \"max\": [...]}}]") from None
+    out = Path(args.out)
+    result = Path(args.dir)
+    if out.exists() and result.exists() and out.resolve() == result.resolve():
+        raise UsageError(f"--out {out}: is the result folder itself; write the edited result "
+                         f"into another folder so the original stays")
+    try:
+        ops = parse_ops(data)
+        doc = apply_all(load_result(result), ops)
+    except EditError as exc:
+        raise UsageError(f"{ops_path}: {exc}") from None
+    try:
+        files = write_result(doc, out, ops)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot be written ({exc.strerror or exc}); choose another "
+                         f"--out or make its folder writable") from None
+    summary: dict[str, Any] = {"out": str(out), "ops": len(ops), "files": sorted(Path(f).name for f in files.values())}
+    if doc.mesh is not None:
+        summary.update(vertices=int(len(doc.mesh.vertices)), faces=int(len(doc.mesh.faces)))
+    if doc.curves is not None:
+        summary["curves"] = len(doc.curves)
+    print(json.dumps(summary))
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------------------
 
 
@@ -636,6 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--downscale", type=int, default=1, help="divide image resolution by N")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting")
+    s.add_argument("--bounds", default=None, metavar="BOX",
+                   help="train inside this world box instead of the capture's bounds: "
+                        "bounds.json from `recon edit` (a crop) or x0,y0,z0,x1,y1,z1")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_fit)
 
@@ -664,6 +732,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file, or a folder (default: DIR/mesh.FORMAT, or "
                         "DIR/mesh_N.FORMAT with --faces N)")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("edit", help="apply edits (crop, cage deformation, curve edits) to a "
+                                    "result and write it in every format")
+    s.add_argument("dir", help="result folder holding mesh.ply and/or curves.json")
+    s.add_argument("--ops", required=True,
+                   help="JSON list of operations, applied in order (the window's edits.json, or "
+                        "e.g. [{\"op\": \"cage\", \"kind\": \"polycube\", \"cubes\": 4}, "
+                        "{\"op\": \"scale_box\", \"box\": 0, \"factor\": 1.2}]; "
+                        "see docs/editing.md)")
+    s.add_argument("--out", required=True, help="folder for the edited mesh.*/curves.*, "
+                                               "edits.json, cage.json, bounds.json")
+    s.set_defaults(func=cmd_edit)
 
     s = sub.add_parser("demo", help="build the demo capture, reconstruct it and show the result")
     s.add_argument("--out", default="demo_out")

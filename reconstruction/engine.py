@@ -239,7 +239,7 @@ class Session:
             self.emit(P.Error("config", str(exc).strip("'\""), "check the method name and settings"))
             return None
         try:
-            scene = load_capture(start.data, downscale=start.downscale)
+            scene = load_capture(start.data, downscale=start.downscale, bounds=start.bounds)
         except CaptureError as exc:
             self.emit(P.Error("capture", str(exc), exc.fix))
             return None
@@ -304,6 +304,7 @@ class Session:
             "device": str(device),
             "image_size": [scene.width, scene.height],
             "downscale": start.downscale,
+            "bounds": [[float(x) for x in b] for b in scene.bounds],
             "skipped_images": [str(p) for p in scene.problems],
             "final_train_metrics": metrics,
         }

@@ -27,6 +27,8 @@ class Start:
     snapshot_every: float = 2.0  # seconds between live mesh/points snapshots (0: none)
     progress_every: float = 0.25  # seconds between progress events
     resume: str | None = None  # checkpoint to continue from
+    bounds: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    # world box (min, max) to train in, instead of the capture's own bounds (a crop)
     checkpoint_every: float = 120.0  # seconds between checkpoints into `out` (0: only at the end)
 
 

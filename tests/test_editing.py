@@ -317,3 +317,15 @@ def test_recon_edit_refuses_bad_ops_with_a_message(result_dir, tmp_path):
     assert proc.returncode == 2 and "not a JSON edits file" in proc.stderr
     proc = _recon("edit", result_dir, "--ops", tmp_path / "bad.json", "--out", result_dir)
     assert proc.returncode == 2 and "original stays" in proc.stderr
+
+
+def test_a_crop_box_bounds_the_next_training(demo_small, tmp_path):
+    (tmp_path / "bounds.json").write_text(json.dumps({"min": [-0.8, -0.7, -0.6], "max": [0.6, 0.7, 0.5]}))
+    out = tmp_path / "fit"
+    proc = _recon("fit", demo_small, "--method", "nerf", "--steps", "2", "--out", out,
+                  "--bounds", tmp_path / "bounds.json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["bounds"] == [[-0.8, -0.7, -0.6], [0.6, 0.7, 0.5]]
+    proc = _recon("fit", demo_small, "--steps", "2", "--out", out, "--bounds", "1,1,1,0,0,0")
+    assert proc.returncode == 2 and "must be below max" in proc.stderr

@@ -293,14 +293,16 @@ def build_scene(capture: Capture, downscale: int = 1, background=(1.0, 1.0, 1.0)
     )
 
 
-def load_capture(path: str | Path, downscale: int = 1, background=(1.0, 1.0, 1.0)) -> Scene:
+def load_capture(path: str | Path, downscale: int = 1, background=(1.0, 1.0, 1.0),
+                 bounds=None) -> Scene:
     """Load a capture folder (or its transforms*.json / cameras npz) into a :class:`Scene`.
 
     ``downscale``: integer factor; images are resized with ``cv2.INTER_AREA`` to
     ``round(W / downscale) x round(H / downscale)`` and the cameras scaled to match.
     ``background``: RGB in [0, 1] under transparent pixels of RGBA images (the alpha is
     kept as ``scene.masks``). Raises :class:`CaptureError` for an unusable capture; bad
-    single images are skipped and listed in ``scene.problems``.
+    single images are skipped and listed in ``scene.problems``. ``bounds``: a world box
+    ``(min [3], max [3])`` to train in instead of the capture's (a crop, ``bounds.json``).
     """
     if int(downscale) != downscale or downscale < 1:
         raise ValueError(f"downscale must be an integer >= 1, got {downscale!r}")
@@ -314,4 +316,10 @@ def load_capture(path: str | Path, downscale: int = 1, background=(1.0, 1.0, 1.0
         capture = idr.read_idr(root, source)
     else:
         capture = colmap.read_colmap(root, source)
+    if bounds is not None:  # a crop box from `recon edit` (bounds.json)
+        lo, hi = (np.asarray(b, np.float64).reshape(3) for b in bounds)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all() and np.all(lo < hi)):
+            raise CaptureError(Path(path), f"bounds {lo.tolist()} - {hi.tolist()}: need finite "
+                               f"min < max on every axis", "fix the --bounds box")
+        capture.bounds = (lo, hi)
     return build_scene(capture, int(downscale), background)
