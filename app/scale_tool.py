@@ -1,9 +1,11 @@
-"""Metric scale from two points picked in the viewport.
+"""Metric scale from two points picked in the viewport, and measuring distances.
 
 SfM cannot know how big a scene is. The user picks two points whose real distance they know
 (on the capture's sparse points, its cameras, or a result's mesh), types the distance in
 metres, and ``recon scale CAPTURE --points ... --distance D`` rescales the capture in a
 subprocess (the same code as the command line); the capture then reopens in its new units.
+In measuring mode (Edit > Measure Distance) the two points' distance is shown instead, in
+the units of what is open.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class ScaleTool(QObject):
     """Emitted with the factor once the capture is rescaled."""
     failed = Signal(str)
     """Emitted with the reason when scaling did not happen."""
+    measured = Signal(float)
+    """Emitted with the distance of the two points picked in measuring mode."""
 
     def __init__(self, window):
         super().__init__(window)
@@ -42,13 +46,19 @@ class ScaleTool(QObject):
         self.capture: Path | None = None
         self.process: QProcess | None = None
         self.picking = False
+        self.measuring = False
+        self.distance: float | None = None
         self.ask_distance: Callable[[float], float | None] = self._ask_distance
 
     # -- picking ---------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Begin picking on the open capture (False, with a message, when there is none)."""
+    def start(self, measure: bool = False) -> bool:
+        """Begin picking on the open capture (False, with a message, when there is none);
+        with ``measure``, on whatever is shown, to show the distance of two points."""
+        if self.picking:
+            self.cancel()
+        self.measuring = measure
         capture = self.window._capture_path()
-        if capture is None:
+        if capture is None and not measure:
             self.window._show_error("Open a capture (or a result of one) to set its scale.")
             return False
         self.capture = capture
@@ -59,6 +69,7 @@ class ScaleTool(QObject):
                                      show_message=False, show_point=False)
         self.picking = True
         self.window.statusBar().showMessage(
+            "Measure: click the first point" if measure else
             "Set scale: click the first of two points whose distance you know")
         return True
 
@@ -69,18 +80,29 @@ class ScaleTool(QObject):
         self.points = []
         self._clear_markers()
 
-    def add_point(self, point) -> None:
-        """A picked point [3] (world coordinates of the capture)."""
+    def add_point(self, point, *_picker) -> None:
+        """A picked point [3] (world coordinates of the capture); pyvista's point picking
+        passes its picker too."""
         if point is None or len(self.points) >= 2:
             return
         self.points.append(np.asarray(point, dtype=float).reshape(3))
         self._draw_markers()
         if len(self.points) == 1:
-            self.window.statusBar().showMessage("Set scale: click the second point")
+            self.window.statusBar().showMessage(
+                "Measure: click the second point" if self.measuring
+                else "Set scale: click the second point")
             return
         self.window.viewport.disable_picking()
         self.picking = False
         now = float(np.linalg.norm(self.points[1] - self.points[0]))
+        if self.measuring:  # the markers stay until the next pick
+            self.distance = now
+            text = f"Distance: {now:.6g}" + (" m" if self._in_metres() else " (scene units)")
+            self.window.statusBar().showMessage(text)
+            self.window._log("info", f"{text} between {np.round(self.points[0], 6).tolist()} "
+                                     f"and {np.round(self.points[1], 6).tolist()}")
+            self.measured.emit(now)
+            return
         if now <= 0:
             self.failed.emit("the two points are the same; pick two different points")
             self.cancel()
@@ -91,6 +113,11 @@ class ScaleTool(QObject):
             self.cancel()
             return
         self.run(self.points[0], self.points[1], metres)
+
+    def _in_metres(self) -> bool:
+        """Whether the open capture was given metric scale (`recon scale` wrote its note)."""
+        capture = self.window._capture_path()
+        return capture is not None and (Path(capture) / "scale.json").is_file()
 
     def _ask_distance(self, now: float) -> float | None:
         value, ok = QInputDialog.getDouble(

@@ -200,6 +200,12 @@ def read_curves(path: Path) -> dict:
         curves = data["curves"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"could not read {path.name}: {exc}") from exc
+    return curves_payload(curves, path.name)
+
+
+def curves_payload(curves: list[dict], name: str = "curves") -> dict:
+    """curves.json entries -> a curves payload (beziers sampled densely): one piece per curve,
+    so cell i of :func:`curves_polydata` is curve i. ValueError when one is malformed."""
     pieces, types = [], []
     for i, c in enumerate(curves):
         try:
@@ -211,7 +217,7 @@ def read_curves(path: Path) -> dict:
             else:
                 raise ValueError(f"unknown type {kind!r}")
         except (KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"{path.name}: curve {i} is malformed ({exc})") from exc
+            raise ValueError(f"{name}: curve {i} is malformed ({exc})") from exc
         pieces.append(pts)
         types.append(CURVE_TYPES[kind])
     offsets = np.zeros(len(pieces) + 1, dtype=np.int64)

@@ -63,6 +63,7 @@ from PySide6.QtWidgets import (
 from pyvistaqt import QtInteractor
 
 from app.capture import CaptureInfo, info_command, make_thumbnail, parse_capture_info
+from app.editor import Editor
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
 from app.panels import CapturePanel, ExportDialog, MethodPanel, TrainingPanel
 from app.scale_tool import ScaleTool
@@ -292,6 +293,7 @@ class MainWindow(QMainWindow):
         self._load_signals.failed.connect(self._on_mesh_failed)
         self._request = 0
         self.mesh_actor: pv.Actor | None = None
+        self.mesh_data: pv.PolyData | None = None
         self.cameras_actor: pv.Actor | None = None
         self.last_error: str | None = None
         self._closed = False
@@ -332,6 +334,7 @@ class MainWindow(QMainWindow):
         self._build_viewport()
         self._build_dock()
         self._build_training_docks()
+        self._build_edit_dock()
         self._build_menus()
         self.status_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
@@ -436,6 +439,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.training_dock)
         self.resizeDocks([self.training_dock], [210], Qt.Orientation.Vertical)
 
+    def _build_edit_dock(self) -> None:
+        self.editor = Editor(self)
+        """Edits of the open result (curves, cage, crop) on :attr:`undo_stack`."""
+        self.editor.panel.export_button.clicked.connect(self._on_export_edits_clicked)
+        self.edit_dock = self._dock("Edit", "edit_dock", self.editor.panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.edit_dock)
+        self.tabifyDockWidget(self.method_dock, self.edit_dock)
+        self.method_dock.raise_()
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = QAction("&Open...", self)
@@ -457,6 +469,11 @@ class MainWindow(QMainWindow):
         self.export_action.setStatusTip("Write the result's mesh as PLY, OBJ, GLB or STL")
         self.export_action.triggered.connect(self._on_export_clicked)
         file_menu.addAction(self.export_action)
+        self.export_edits_action = QAction("Export E&dited Result...", self)
+        self.export_edits_action.setStatusTip("Write the edited mesh and curves in every format "
+                                              "(recon edit)")
+        self.export_edits_action.triggered.connect(self._on_export_edits_clicked)
+        file_menu.addAction(self.export_edits_action)
         self.screenshot_action = QAction("Save &Screenshot...", self)
         self.screenshot_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         self.screenshot_action.setStatusTip("Save the 3D view as a PNG")
@@ -482,6 +499,13 @@ class MainWindow(QMainWindow):
                                        "is rescaled to metres (recon scale)")
         self.scale_action.triggered.connect(self._on_scale_clicked)
         edit_menu.addAction(self.scale_action)
+        self.measure_action = QAction("&Measure Distance", self)
+        self.measure_action.setShortcut(QKeySequence("M"))
+        self.measure_action.setStatusTip("Pick two points: their distance shows in the status bar")
+        self.measure_action.triggered.connect(self._on_measure_clicked)
+        edit_menu.addAction(self.measure_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.edit_dock.toggleViewAction())
 
         view_menu = self.menuBar().addMenu("&View")
         self.reset_view_action = QAction("&Reset View", self)
@@ -523,6 +547,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.method_dock.toggleViewAction())
         view_menu.addAction(self.training_dock.toggleViewAction())
         view_menu.addAction(self.view_dock.toggleViewAction())
+        view_menu.addAction(self.edit_dock.toggleViewAction())
 
         train_menu = self.menuBar().addMenu("&Training")
         self.start_action = QAction("&Start", self)
@@ -657,6 +682,7 @@ class MainWindow(QMainWindow):
         if request != self._request or self.model.source is None:
             return  # a reply to something no longer open
         has_colors = COLOR_ARRAY in mesh.point_data
+        self.mesh_data = mesh  # what the actor draws (edits replace its points or cells)
         if has_colors:
             # Baked colours already hold the shading: draw them unlit.
             self.mesh_actor = self.viewport.add_mesh(
@@ -675,6 +701,8 @@ class MainWindow(QMainWindow):
             )
         self._apply_display()
         self._reset_camera()
+        if self.editor.doc is not None:
+            self.editor.refresh()  # edits made before the mesh was read
         self.model.set_mesh_info(
             MeshInfo(
                 n_points=int(mesh.n_points),
@@ -729,8 +757,10 @@ class MainWindow(QMainWindow):
             if actor is not None:
                 self.viewport.remove_actor(actor, render=False)
         self.mesh_actor = self.cameras_actor = self.highlight_actor = self.bounds_actor = None
+        self.mesh_data = None
         self._frustums = None
         self._frustum_index = {}
+        self.editor.reset()
         self._clear_live()
         self._clear_capture()
         self.setWindowTitle(self.model.title)
@@ -962,7 +992,11 @@ class MainWindow(QMainWindow):
         start, self._click_start = self._click_start, None
         pos = tuple(self.viewport.iren.get_event_position())
         if start is not None and abs(pos[0] - start[0]) + abs(pos[1] - start[1]) <= 3:
-            self.pick_camera_at(*pos)  # a click, not the end of a rotation
+            # a click, not the end of a rotation
+            if self.editor.picking_curves:
+                self.editor.pick_curve_at(*pos)
+            else:
+                self.pick_camera_at(*pos)
 
     def pick_camera_at(self, x: int, y: int) -> int | None:
         """The camera whose frustum is under display pixel (x, y) (VTK's origin bottom left):
@@ -1099,6 +1133,7 @@ class MainWindow(QMainWindow):
             src is not None and src.kind == "result" and src.mesh_path is not None
             and self._export_process is None
         )
+        self.export_edits_action.setEnabled(self.editor.editable_path() is not None)
 
     def result_rows(self) -> list[tuple[str, ...]]:
         """Every row of the Result panel as (section, label, value), depth first."""
@@ -1818,6 +1853,21 @@ class MainWindow(QMainWindow):
         self.export_finished.emit(str(written))
 
     @Slot()
+    def _on_export_edits_clicked(self) -> None:
+        if self.editor.editable_path() is None:
+            self._show_error("Open a result with a mesh or curves first, then edit and export it")
+            return
+        start = self.editor.editable_path()
+        folder = QFileDialog.getExistingDirectory(self, "Write the edited result into",
+                                                  str(start.parent if start.is_file() else start.parent))
+        if folder:
+            self.editor.export_to(folder)
+
+    @Slot()
+    def _on_measure_clicked(self) -> None:
+        self.scale_tool.start(measure=True)
+
+    @Slot()
     def _on_screenshot_clicked(self) -> None:
         start = self.model.source.path.parent if self.model.source else Path.cwd()
         path, _ = QFileDialog.getSaveFileName(
@@ -1935,6 +1985,7 @@ class MainWindow(QMainWindow):
             self._close_engine()
             self._image_cancel.set()
             self.scale_tool.close()
+            self.editor.close()
             for proc in (self._catalog_process, self._export_process, self._info_process,
                          self._sfm_process):
                 if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
