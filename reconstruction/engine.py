@@ -107,12 +107,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    """JSON to ``path`` through a temp file and a rename (nothing half-written on failure)."""
+    from reconstruction.atomic import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def describe_methods() -> list[dict[str, Any]]:
