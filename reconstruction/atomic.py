@@ -2,7 +2,8 @@
 
 A reader (or a crash, or a full disk) sees either the old file or the complete new one,
 never half of one: when writing fails part way (``ENOSPC``: disk full), the temp file is
-removed, the exception propagates, and whatever was at the target before is untouched.
+removed, the exception propagates (naming the target file), and whatever was at the
+target before is untouched.
 New files get the permissions ``open()`` would give them (``0o666`` minus the umask).
 """
 
@@ -43,8 +44,10 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.flush()
             os.fsync(f.fileno())
         _commit(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file; the message should
         raise
     return path
 
@@ -57,7 +60,9 @@ def atomic_write_with(path: str | Path, write: Callable[[Path], object]) -> Path
     try:
         write(tmp)
         _commit(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            exc.filename = str(path)
         raise
     return path

@@ -13,7 +13,6 @@ import json
 import multiprocessing as mp
 import os
 import queue
-import tempfile
 import time
 import traceback
 import warnings
@@ -39,22 +38,23 @@ def resolve_device(name: str):
 
 
 def save_checkpoint(path: Path, method_name: str, state: dict[str, Any], extra: dict | None = None) -> Path:
-    """Atomic torch.save of tensors and plain values (loads with weights_only=True)."""
+    """Atomic torch.save of tensors and plain values (loads with weights_only=True).
+
+    Serialised in memory first, then written through :func:`reconstruction.atomic.atomic_write`,
+    so a full disk raises OSError (ENOSPC, naming ``path``) and leaves any previous
+    checkpoint as it was.
+    """
+    import io
+
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from reconstruction.atomic import atomic_write
+
     payload = {"format": "reconstudio-checkpoint", "version": 1, "method": method_name,
                "state": state, "extra": extra or {}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write(Path(path), buf.getvalue())
 
 
 class CheckpointError(ValueError):
@@ -312,13 +312,20 @@ class Session:
             result.update(evaluate())
         outputs: dict[str, str] = {}
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            outputs = dict(method.export(out))
-            outputs["checkpoint"] = str(save_checkpoint(
-                out / CHECKPOINT_NAME, method.name, method.state_dict(),
-                extra={"data": str(Path(start.data).resolve()), "downscale": start.downscale}))
-            write_json_atomic(out / "metrics.json", result)
-            outputs["metrics"] = str(out / "metrics.json")
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                outputs = dict(method.export(out))
+                outputs["checkpoint"] = str(save_checkpoint(
+                    out / CHECKPOINT_NAME, method.name, method.state_dict(),
+                    extra={"data": str(Path(start.data).resolve()), "downscale": start.downscale}))
+                write_json_atomic(out / "metrics.json", result)
+                outputs["metrics"] = str(out / "metrics.json")
+            except OSError as exc:  # disk full, read-only folder: every write is atomic
+                where = exc.filename or out
+                fix = "free some space or choose another --out, then fit again"
+                self.emit(P.Error("output", f"{where}: cannot be written ({exc.strerror or exc}); "
+                                  f"{fix}", fix))
+                return None
         finished = P.Finished(outputs, result)
         self.emit(finished)
         return finished

@@ -124,7 +124,7 @@ class Log:
 
 @dataclass(frozen=True)
 class Error:
-    kind: str  # "capture" | "config" | "engine"
+    kind: str  # "capture" | "config" | "output" (results cannot be written) | "engine"
     message: str
     hint: str = ""
 

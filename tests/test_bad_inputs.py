@@ -705,6 +705,19 @@ def disk_full_during_curves_export(d: Path) -> Case:
                 check=no_temp_files(result))
 
 
+@case
+def disk_full_during_fit(d: Path) -> Case:
+    root = capture(d / "cap")
+    out = d.parent / "out"
+
+    def nothing_half_written():
+        assert not (out / "mesh.ply").exists()
+        no_temp_files(out)()
+
+    return Case(fit(root, out), 2, ("mesh.ply", "No space left on device", "another --out"),
+                patch=disk_full, check=nothing_half_written)
+
+
 def cameras_file(d: Path) -> Path:
     path = d / "cams.json"
     path.write_text(json.dumps({"camera_angle_x": 0.7, "frames": [

@@ -108,11 +108,10 @@ def test_atomic_write_replaces_whole_files(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
+def _fill_disk(monkeypatch):
+    """Every atomic write fails with ENOSPC after 3 bytes."""
     import reconstruction.atomic as atomic
 
-    target = tmp_path / "a.bin"
-    target.write_bytes(b"old")
     real = atomic._fdopen
 
     class Full:
@@ -133,9 +132,17 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
             self.f.close()
 
     monkeypatch.setattr(atomic, "_fdopen", lambda fd, mode: Full(real(fd, mode)))
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    import reconstruction.atomic as atomic
+
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+    _fill_disk(monkeypatch)
     with pytest.raises(OSError) as err:
         atomic.atomic_write(target, b"new content")
-    assert err.value.errno == errno.ENOSPC
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
@@ -179,3 +186,20 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_checkpoint_save_on_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch):
+    import torch
+
+    from reconstruction.engine import load_checkpoint, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "ck.pt", "nerf", {"w": torch.ones(4)})
+    before = path.read_bytes()
+    _fill_disk(monkeypatch)
+    with pytest.raises(OSError) as err:
+        save_checkpoint(path, "nerf", {"w": torch.zeros(100)})
+    assert err.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert torch.equal(load_checkpoint(path)["state"]["w"], torch.ones(4))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
