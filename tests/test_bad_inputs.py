@@ -874,3 +874,29 @@ def test_console_script_says_only_what_was_skipped_and_why(tmp_path, name):
     assert proc.returncode == c.code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines and all(ln.startswith(("skipped ", "recon: error: ")) for ln in lines), proc.stderr
+
+
+def test_fit_on_the_demo_capture_goes_on_past_broken_files(demo_small, tmp_path, capsys):
+    """The generated demo capture with a truncated PNG, a zero-byte one and a NaN pose:
+    `recon fit --steps 2` trains on the rest, lists the three, and changes none of them."""
+    import shutil
+
+    root = tmp_path / "in" / "capture"
+    shutil.copytree(demo_small, root)
+    p = root / "train" / "r_3.png"
+    p.write_bytes(p.read_bytes()[:200])
+    (root / "train" / "r_5.png").write_bytes(b"")
+    meta = json.loads((root / "transforms_train.json").read_text())
+    meta["frames"][7]["transform_matrix"][1][3] = float("nan")
+    (root / "transforms_train.json").write_text(json.dumps(meta))
+    before = tree_state(tmp_path / "in")
+    code = main(fit(root, tmp_path / "out"))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    skipped = "\n".join(metrics["skipped_images"])
+    said = err.replace("\n", "")  # the console wraps long lines
+    for name in ("r_3.png", "r_5.png", "r_7"):
+        assert name in skipped and name in said, (name, skipped)
+    assert tree_state(tmp_path / "in") == before
