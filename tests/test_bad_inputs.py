@@ -806,7 +806,10 @@ def tree_state(root: Path) -> dict[str, tuple]:
             if p.is_symlink():
                 digest = os.readlink(p)
             elif p.is_file():
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                try:
+                    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                except PermissionError:  # the unreadable case, when not run as root
+                    digest = "unreadable"
             else:  # a folder: an atomic write's temp file comes and goes, so no mtime
                 state[str(p.relative_to(root))] = (st.st_mode,)
                 continue
