@@ -9,7 +9,12 @@ sparse points, split). :func:`load_frames` then does the part all formats share:
 - read it with OpenCV (8- or 16-bit, gray, RGB or RGBA; Pillow as a fallback decoder) and
   apply its EXIF orientation,
 - skip, and list as a :class:`~reconstruction.data.scene.Problem`, every image that is
-  missing, unreadable, or whose size differs from its camera's or from the other images',
+  missing, unreadable (truncated, corrupt, empty, not an image), named outside the capture
+  folder (:func:`~reconstruction.data.paths.safe_path`), listed twice in one split, whose
+  camera has unusable intrinsics, or whose size differs from its camera's or from the
+  other images',
+- refuse, before decoding any pixel, a capture that needs more memory than is available
+  (:func:`~reconstruction.data.memory.check_memory`: the GiB and a ``--downscale`` that fits),
 - composite alpha on the background colour (alpha kept as the mask),
 - downscale with ``cv2.INTER_AREA`` (cameras scaled with :meth:`Cameras.scaled`),
 - remove lens distortion (OpenCV / fisheye model, the same K before and after),

@@ -24,8 +24,12 @@ Masks (from alpha, mask files or IDR masks) are resized like the images (INTER_A
 after downscaling they hold pixel coverage 0-255; threshold at 127 for a binary mask.
 
 Bad input raises :class:`CaptureError` (missing folder, no recognisable layout, broken
-JSON, every pose NaN/inf, no usable image left). Bad single images are skipped and listed
-in ``scene.problems`` (and logged as warnings).
+JSON, every pose NaN/inf, no usable image left, more memory needed than is available).
+Bad single images and frames are skipped and listed in ``scene.problems`` (and logged as
+warnings): unreadable images, NaN/inf/huge or degenerate poses, unusable intrinsics,
+duplicates, and names that leave the capture folder (``..``, absolute paths, symlinks to
+outside, symlink loops; see ``reconstruction/data/paths.py``). Nothing in the capture is
+ever written.
 """
 
 from __future__ import annotations
