@@ -557,6 +557,12 @@ class Editor(QObject):
         b = poly.GetBounds()
         return [b[0], b[2], b[4]], [b[1], b[3], b[5]]
 
+    def crop_box(self) -> tuple | None:
+        """The applied crop (min, max) of the open result, the bounds of its next training."""
+        if self.doc is None or self.doc.crop is None:
+            return None
+        return tuple(tuple(float(x) for x in b) for b in self.doc.crop)
+
     def place_crop_box(self, lo, hi) -> None:
         """Put the crop box at (lo, hi) (shown, for Apply Crop)."""
         if self.crop_widget is None:

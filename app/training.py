@@ -151,6 +151,8 @@ class RunRequest:
     snapshot_every: float = 1.0
     checkpoint_every: float = 30.0
     resume: str | None = None
+    bounds: tuple | None = None
+    """World box (min, max) to train in instead of the capture's: the Edit panel's crop."""
 
     def start_command(self) -> P.Start:
         return P.Start(
@@ -164,6 +166,7 @@ class RunRequest:
             progress_every=0.2,
             checkpoint_every=self.checkpoint_every,
             resume=self.resume,
+            bounds=self.bounds,
         )
 
 

@@ -1438,6 +1438,7 @@ class MainWindow(QMainWindow):
         request = RunRequest(
             data=str(capture), method=name, out=str(target), settings=changed, budget=budget,
             steps=steps, snapshot_every=1.0, checkpoint_every=self.checkpoint_every,
+            bounds=self.editor.crop_box(),  # a crop of the open result bounds the new field
         )
         self.settings.setValue("training/method", name)
         self.settings.setValue("training/settings/" + name, json.dumps(changed))

@@ -118,6 +118,10 @@ def test_window_edits_give_the_same_mesh_as_recon_edit_and_undo_restores_it(qtbo
     assert len(editor.history) == 4 and window.undo_stack.count() >= 4
     shown = _shown_vertices(window)
     assert shown[:, 0].min() >= -1.4 - 1e-6
+    # the crop bounds the next training started from this window
+    lo, hi = editor.crop_box()
+    np.testing.assert_allclose(lo, [-1.4, -0.6, -0.6])
+    np.testing.assert_allclose(hi, [2.0, 0.6, 1.0])
     window.save_window_screenshot(ARTIFACTS / "edit_cage_crop.png")
 
     # the same operations headless

@@ -64,6 +64,7 @@ class Binding:
     matrix: sparse.csc_matrix | None = None  # [V, M] (polycube)
     bases: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # per axis [V, n + 1] (lattice)
     shape: tuple[int, int, int] | None = None  # lattice control vertices per axis
+    _dense: np.ndarray | None = field(default=None, repr=False)  # [V, M], lattice, on demand
 
     def displacement(self, delta: np.ndarray) -> np.ndarray:  # delta [M, 3] -> [V, 3]
         """Mesh displacement for cage displacement ``delta``; only moved vertices cost."""
@@ -78,14 +79,13 @@ class Binding:
         if len(moved) == 0:
             return np.zeros((n, 3))
         nx, ny, nz = self.shape
-        if len(moved) > 8:
-            d = delta.reshape(nx, ny, nz, 3)
-            return np.einsum("vi,vj,vk,ijkc->vc", bx, by, bz, d, optimize=True)
-        out = np.zeros((n, 3))
-        for m in moved:
-            i, j, k = np.unravel_index(m, (nx, ny, nz))
-            out += (bx[:, i] * by[:, j] * bz[:, k])[:, None] * delta[m][None, :]
-        return out
+        if len(moved) > 8:  # many moved: the dense W (built once, V x M doubles)
+            if self._dense is None:
+                w = (bx[:, :, None] * by[:, None, :]).reshape(n, nx * ny)
+                self._dense = (w[:, :, None] * bz[:, None, :]).reshape(n, nx * ny * nz)
+            return self._dense @ delta
+        i, j, k = np.unravel_index(moved, (nx, ny, nz))
+        return (bx[:, i] * by[:, j] * bz[:, k]) @ delta[moved]  # [V, m] @ [m, 3]
 
     def weights(self, vertex: int) -> np.ndarray:  # -> [V]
         """Column ``vertex`` of ``W``: how strongly each mesh vertex follows that cage vertex."""
@@ -111,6 +111,11 @@ class Cage:
     def deformed(self) -> np.ndarray:  # -> [V, 3]
         """The mesh vertices for the cage's current vertices."""
         return self.mesh_rest + self.binding.displacement(self.vertices - self.rest)
+
+    def moved(self, vertices: np.ndarray, mesh: np.ndarray) -> np.ndarray:  # -> [V, 3]
+        """The mesh ``mesh`` [V, 3] (deformed by this cage as it is now) after the cage moves
+        to ``vertices`` [M, 3]: only the cage vertices that move cost anything."""
+        return mesh + self.binding.displacement(np.asarray(vertices, np.float64) - self.vertices)
 
     def with_vertices(self, vertices: np.ndarray) -> Cage:  # vertices [M, 3]
         if vertices.shape != self.rest.shape:

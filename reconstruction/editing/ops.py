@@ -239,8 +239,9 @@ def _cage_indices(cage: Cage, vertices, op: str) -> np.ndarray:
 
 
 def _deform(doc: EditDocument, cage: Cage, new_vertices: np.ndarray) -> dict[str, Any]:
-    moved = cage.with_vertices(new_vertices)
-    return {"cage": moved, "mesh": doc.mesh.with_vertices(moved.deformed())}
+    # from the mesh as it is: a drag of one cage vertex costs one column of W, not all
+    mesh = cage.moved(new_vertices, doc.mesh.vertices)
+    return {"cage": cage.with_vertices(new_vertices), "mesh": doc.mesh.with_vertices(mesh)}
 
 
 def _check_vertices(vertices: Any, op: str) -> Any:
