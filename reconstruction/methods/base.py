@@ -111,6 +111,17 @@ class Method(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    def reduce_gradients(self) -> None:
+        """Average the gradients over the data-parallel processes; call it between
+        ``backward()`` and the optimizer steps. A no-op unless training runs distributed
+        (``recon fit --nproc N``, torchrun): see :mod:`reconstruction.distributed`."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from reconstruction.distributed import reduce_gradients
+
+            reduce_gradients(self)
+
 
 class RayFieldMethod(Method):
     """Shared machinery of the methods that volume-render a field along camera rays.

@@ -160,6 +160,7 @@ class Nerf(RayFieldMethod):
             opt.zero_grad(set_to_none=True)
         if loss.requires_grad:
             loss.backward()
+            self.reduce_gradients()
             for opt in self.optimizers:
                 opt.step()
         n_samples = int(ray_ids.numel())
