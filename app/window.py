@@ -66,6 +66,7 @@ from app.capture import CaptureInfo, info_command, make_thumbnail, parse_capture
 from app.editor import Editor
 from app.model import KIND_LABELS, MESH_SUFFIXES, MeshInfo, OpenError, ViewerModel
 from app.panels import CapturePanel, ExportDialog, MethodPanel, TrainingPanel
+from app.projects import ProjectManager
 from app.scale_tool import ScaleTool
 from app.sfm import is_photo_input, left_out, mark_left_out, sfm_command, sfm_error, sfm_output
 from app.training import (
@@ -440,9 +441,12 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.training_dock], [210], Qt.Orientation.Vertical)
 
     def _build_edit_dock(self) -> None:
+        self.projects = ProjectManager(self)
+        """The open project (File > Save Project As / Open Project), autosaved."""
         self.editor = Editor(self)
         """Edits of the open result (curves, cage, crop) on :attr:`undo_stack`."""
         self.editor.panel.export_button.clicked.connect(self._on_export_edits_clicked)
+        self.editor.edited.connect(self.projects.mark_changed)
         self.edit_dock = self._dock("Edit", "edit_dock", self.editor.panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.edit_dock)
         self.tabifyDockWidget(self.method_dock, self.edit_dock)
@@ -460,6 +464,17 @@ class MainWindow(QMainWindow):
         self.open_folder_action.setStatusTip("Open a result folder (recon fit) or a capture")
         self.open_folder_action.triggered.connect(self._on_open_folder)
         file_menu.addAction(self.open_folder_action)
+        self.open_project_action = QAction("Open &Project...", self)
+        self.open_project_action.setStatusTip("Open a NAME.recon project: its result, method, "
+                                              "settings, edits and view")
+        self.open_project_action.triggered.connect(self._on_open_project)
+        file_menu.addAction(self.open_project_action)
+        self.save_project_action = QAction("Save Project &As...", self)
+        self.save_project_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.save_project_action.setStatusTip("Keep this capture, method, settings, result and "
+                                              "edits in a NAME.recon folder (autosaved)")
+        self.save_project_action.triggered.connect(self._on_save_project)
+        file_menu.addAction(self.save_project_action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._on_recent_menu_shown)
         self._on_recent_menu_shown()
@@ -562,8 +577,11 @@ class MainWindow(QMainWindow):
         self.restart_action = QAction("Restart &Engine and Resume", self)
         self.restart_action.setStatusTip("After a crash: a new engine, from the last checkpoint")
         self.restart_action.triggered.connect(self._on_restart_clicked)
+        self.continue_action = QAction("&Continue Project Run", self)
+        self.continue_action.setStatusTip("Resume the open project's run from its last save")
+        self.continue_action.triggered.connect(self.continue_project_run)
         for action in (self.start_action, self.pause_action, self.resume_action,
-                       self.stop_action, self.restart_action):
+                       self.stop_action, self.restart_action, self.continue_action):
             train_menu.addAction(action)
 
         help_menu = self.menuBar().addMenu("&Help")
@@ -586,8 +604,18 @@ class MainWindow(QMainWindow):
         Returns once the source is resolved; the mesh arrives later (``mesh_shown``).
         Plain photos (a folder without camera file) or a video go through `recon sfm` first.
         """
+        if self.projects.is_project(path):
+            return self.projects.open(path)
+        folder = self.projects.folder
+        if folder is not None and folder.resolve() not in Path(path).resolve().parents:
+            self.projects.close()  # something outside the project: saved, then left
+            self.projects.folder = self.projects.data = None
         if is_photo_input(Path(path)):
             return self.run_sfm(Path(path))
+        return self.model_open(path)
+
+    def model_open(self, path: str | Path) -> bool:
+        """Open a result, mesh or capture (no project or SfM handling)."""
         try:
             self.model.open(path)
         except OpenError as exc:
@@ -701,6 +729,7 @@ class MainWindow(QMainWindow):
             )
         self._apply_display()
         self._reset_camera()
+        self.projects.mesh_shown()  # a project's own camera, once its mesh is there
         if self.editor.doc is not None:
             self.editor.refresh()  # edits made before the mesh was read
         self.model.set_mesh_info(
@@ -1313,6 +1342,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_settings_changed(self) -> None:
         """A setting edited: one undo step per field changed (typing in a field merges)."""
+        self.projects.mark_changed()
         form = self.method_panel.settings_form
         base = self._settings_baseline
         if form.method is None:
@@ -1427,12 +1457,20 @@ class MainWindow(QMainWindow):
             return False
         if settings:
             changed.update(panel.method.changed(settings))
+            self._undo.applying = True  # shown in the form (what runs is what it says), not an edit
+            try:
+                for key, value in settings.items():
+                    if key in panel.settings_form.editors:
+                        panel.settings_form.set_value(key, value)
+            finally:
+                self._undo.applying = False
         if budget is not None or steps is not None:
             panel.set_limit(budget=budget, steps=steps)
         budget, steps = panel.limit()
         name = panel.method.name
         target = Path(out) if out else (
             Path(panel.out_edit.text()).expanduser() if panel.out_edit.text().strip()
+            else self.projects.run if self.projects.folder is not None
             else default_output(capture, name)
         )
         request = RunRequest(
@@ -1566,6 +1604,7 @@ class MainWindow(QMainWindow):
         out = self.training.request.out if self.training.request else None
         if out and any(Path(out, f).is_file() for f in ("mesh.ply", "curves.json", "splats.ply")):
             self.open_path(out)  # the full mesh and the metrics, through the usual loader
+        self.projects.autosave()
         psnr = ev.metrics.get("test_psnr")
         self._log("info", f"result in {out}" + (f"; test PSNR {psnr:.2f} dB" if psnr else ""))
         self.training_finished.emit(str(out))
@@ -1788,6 +1827,7 @@ class MainWindow(QMainWindow):
         self.resume_action.setEnabled(self.method_panel.resume_button.isEnabled())
         self.stop_action.setEnabled(self.method_panel.stop_button.isEnabled())
         self.restart_action.setEnabled(t.state == "died")
+        self.continue_action.setEnabled(self.projects.can_continue() and not t.active)
         self.training_panel.set_progress(t.state, t.fraction(), t.progress_text())
         self.training_panel.set_history(t.history)
         self.training_label.setText("" if t.state == "idle" else t.progress_text()
@@ -1863,6 +1903,46 @@ class MainWindow(QMainWindow):
                                                   str(start.parent if start.is_file() else start.parent))
         if folder:
             self.editor.export_to(folder)
+
+    @Slot()
+    def _on_open_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project (a NAME.recon folder)",
+                                                  self._dialog_dir())
+        if folder:
+            self.open_path(folder)
+
+    @Slot()
+    def _on_save_project(self) -> None:
+        start = self._capture_path() or (self.model.source.path if self.model.source else Path.cwd())
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", str(
+            Path(start).parent / f"{Path(start).name}.recon"), "ReconStudio projects (*.recon)")
+        if path:
+            self.projects.save_as(path)
+
+    def continue_project_run(self) -> bool:
+        """Resume the open project's run from its last save (Training > Continue Project Run):
+        to its own target if it had not reached it, else to the Method panel's."""
+        run = self.projects.continue_request()
+        if run is None:
+            self._show_error("Open a project whose run has a saved state (checkpoint.pt) to "
+                             "continue it")
+            return False
+        if self.training.active:
+            self._show_error("A run is in progress; stop it before continuing another")
+            return False
+        folder = self.projects.run
+        budget, steps = run.get("budget"), run.get("steps")
+        if (folder / "metrics.json").is_file():  # it had finished: go on to the panel's target
+            budget, steps = self.method_panel.limit()
+        request = RunRequest(
+            data=run["data"], method=run["method"], out=str(folder),
+            settings=dict(run.get("settings") or {}), budget=budget, steps=steps,
+            snapshot_every=1.0, checkpoint_every=self.checkpoint_every,
+            resume=str(folder / CHECKPOINT_NAME),
+            bounds=None if run.get("bounds") is None else tuple(map(tuple, run["bounds"])))
+        self._log("info", f"continuing {folder} from its last save")
+        self._launch(request)
+        return True
 
     @Slot()
     def _on_measure_clicked(self) -> None:
@@ -1987,6 +2067,7 @@ class MainWindow(QMainWindow):
             self._image_cancel.set()
             self.scale_tool.close()
             self.editor.close()
+            self.projects.close()
             for proc in (self._catalog_process, self._export_process, self._info_process,
                          self._sfm_process):
                 if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:

@@ -23,6 +23,19 @@ from typing import Any
 from reconstruction import protocol as P
 
 CHECKPOINT_NAME = "checkpoint.pt"
+RUN_NAME = "run.json"
+"""The run's request (capture, method, settings, target), written at its start: what
+``recon fit --resume DIR`` continues."""
+HISTORY_NAME = "history.json"
+"""The loss of every step, carried across resumes."""
+
+
+def run_record(start) -> dict[str, Any]:
+    """The parts of a Start that define a run (plain JSON)."""
+    return {"data": str(Path(start.data).resolve()), "method": start.method,
+            "settings": dict(start.settings), "steps": start.steps, "budget": start.budget,
+            "downscale": start.downscale, "device": start.device,
+            "bounds": None if start.bounds is None else [list(map(float, b)) for b in start.bounds]}
 
 
 def resolve_device(name: str):
@@ -163,6 +176,7 @@ class Session:
         self.emit = emit
         self.poll = poll
         self.method = None
+        self.history: list[tuple[int, float]] = []
         self.scene = None
         self.paused = False
         self.stopping = False
@@ -227,6 +241,12 @@ class Session:
             self.emit(P.Error("engine", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             return None
 
+    def _extra(self, start: P.Start, train_seconds: float) -> dict[str, Any]:
+        """What a checkpoint carries besides the method's state: enough to continue."""
+        return {"data": str(Path(start.data).resolve()), "downscale": start.downscale,
+                "train_seconds": float(train_seconds),
+                "history": [[int(a), float(b)] for a, b in self.history]}
+
     def _run(self, start: P.Start) -> P.Finished | None:
         from reconstruction.data import CaptureError, load_capture
 
@@ -249,13 +269,33 @@ class Session:
                                 f"{ {k: len(v) for k, v in scene.split.items()} }"))
         method.setup(scene, device)
         self.method = method
+        train_seconds = 0.0
+        self.history = []  # (step, loss) of every step, carried across resumes
         if start.resume:
             ck = load_checkpoint(Path(start.resume))
+            if ck.get("method") not in (None, method.name):
+                self.emit(P.Error("checkpoint", f"{start.resume}: a checkpoint of method "
+                                  f"{ck.get('method')!r}, not {method.name!r}",
+                                  f"resume it with --method {ck.get('method')}"))
+                return None
             method.load_state_dict(ck["state"])
-            self.emit(P.Log("info", f"resumed from step {method.step_count}"))
+            extra = ck.get("extra") or {}
+            train_seconds = float(extra.get("train_seconds", 0.0))
+            self.history = [(int(a), float(b)) for a, b in extra.get("history", [])
+                            if int(a) <= method.step_count]
+            self.emit(P.Log("info", f"resumed from step {method.step_count} "
+                                    f"({train_seconds:.1f} s trained)"))
 
         out = Path(start.out) if start.out else None
-        train_seconds = 0.0
+        if out is not None:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(out / RUN_NAME, run_record(start))
+            except OSError as exc:
+                fix = "free some space or choose another --out, then fit again"
+                self.emit(P.Error("output", f"{exc.filename or out}: cannot be written "
+                                  f"({exc.strerror or exc}); {fix}", fix))
+                return None
         last_progress = last_snapshot = last_ckpt = time.perf_counter()
         metrics: dict[str, float] = {}
         steps_done_at_start = method.step_count
@@ -277,6 +317,8 @@ class Session:
             t0 = time.perf_counter()
             metrics = method.step()
             train_seconds += time.perf_counter() - t0
+            if "loss" in metrics:
+                self.history.append((method.step_count, float(metrics["loss"])))
             now = time.perf_counter()
             if now - last_progress >= start.progress_every:
                 last_progress = now
@@ -287,7 +329,8 @@ class Session:
                         self._snapshot(kind, "low")
                 last_snapshot = time.perf_counter()
             if out is not None and start.checkpoint_every and now - last_ckpt >= start.checkpoint_every:
-                save_checkpoint(out / CHECKPOINT_NAME, method.name, method.state_dict())
+                save_checkpoint(out / CHECKPOINT_NAME, method.name, method.state_dict(),
+                                extra=self._extra(start, train_seconds))
                 last_ckpt = time.perf_counter()
         self.emit(P.Progress(method.step_count, start.steps, train_seconds, metrics, start.budget))
 
@@ -317,7 +360,9 @@ class Session:
                 outputs = dict(method.export(out))
                 outputs["checkpoint"] = str(save_checkpoint(
                     out / CHECKPOINT_NAME, method.name, method.state_dict(),
-                    extra={"data": str(Path(start.data).resolve()), "downscale": start.downscale}))
+                    extra=self._extra(start, train_seconds)))
+                write_json_atomic(out / HISTORY_NAME, {"loss": self.history})
+                outputs["history"] = str(out / HISTORY_NAME)
                 write_json_atomic(out / "metrics.json", result)
                 outputs["metrics"] = str(out / "metrics.json")
             except OSError as exc:  # disk full, read-only folder: every write is atomic
