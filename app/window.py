@@ -604,6 +604,8 @@ class MainWindow(QMainWindow):
         Returns once the source is resolved; the mesh arrives later (``mesh_shown``).
         Plain photos (a folder without camera file) or a video go through `recon sfm` first.
         """
+        if Path(path).name == "project.json":  # File > Open on a project's own file
+            path = Path(path).parent
         if self.projects.is_project(path):
             return self.projects.open(path)
         folder = self.projects.folder
@@ -1207,10 +1209,12 @@ class MainWindow(QMainWindow):
         patterns = " ".join(f"*{s}" for s in MESH_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(
             self,
-            "Open a mesh, result or capture",
+            "Open a mesh, result, capture or project",
             self._dialog_dir(),
-            f"Meshes, results and captures ({patterns} metrics.json transforms*.json);;"
+            f"Meshes, results, captures and projects ({patterns} metrics.json transforms*.json "
+            f"project.json);;"
             f"Meshes ({patterns});;Results and captures (metrics.json transforms*.json);;"
+            "Projects (project.json);;"
             "All files (*)",
         )
         if path:
