@@ -114,6 +114,22 @@ class ScaleTool(QObject):
             return
         self.run(self.points[0], self.points[1], metres)
 
+    def scale_measured(self, metres: float | None = None) -> bool:
+        """Rescale the open capture so the last measured points are ``metres`` apart (asked
+        for when not given). False, with a message, when there is nothing to scale."""
+        capture = self.window._capture_path()
+        if capture is None or len(self.points) != 2 or self.distance is None:
+            self.window._show_error("Measure two points (Edit > Measure Distance) on an open "
+                                    "capture or a result of one first")
+            return False
+        if metres is None:
+            metres = self.ask_distance(self.distance)
+        if metres is None or metres <= 0:
+            return False
+        self.capture = capture
+        self.run(self.points[0], self.points[1], metres)
+        return True
+
     def _in_metres(self) -> bool:
         """Whether the open capture was given metric scale (`recon scale` wrote its note)."""
         capture = self.window._capture_path()

@@ -519,6 +519,14 @@ class MainWindow(QMainWindow):
         self.measure_action.setStatusTip("Pick two points: their distance shows in the status bar")
         self.measure_action.triggered.connect(self._on_measure_clicked)
         edit_menu.addAction(self.measure_action)
+        self.scale_measured_action = QAction("Set Scale from the &Measured Points...", self)
+        self.scale_measured_action.setStatusTip("Give the measured distance its real length in "
+                                                "metres: the capture is rescaled (recon scale)")
+        self.scale_measured_action.triggered.connect(self._on_scale_measured_clicked)
+        self.scale_measured_action.setEnabled(False)
+        self.scale_tool.measured.connect(
+            lambda _d: self.scale_measured_action.setEnabled(self._capture_path() is not None))
+        edit_menu.addAction(self.scale_measured_action)
         edit_menu.addSeparator()
         edit_menu.addAction(self.edit_dock.toggleViewAction())
 
@@ -1947,6 +1955,10 @@ class MainWindow(QMainWindow):
         self._log("info", f"continuing {folder} from its last save")
         self._launch(request)
         return True
+
+    @Slot()
+    def _on_scale_measured_clicked(self) -> None:
+        self.scale_tool.scale_measured()
 
     @Slot()
     def _on_measure_clicked(self) -> None:

@@ -149,3 +149,13 @@ def test_scale_from_two_picked_points_rescales_the_capture(qtbot, window, tmp_pa
         pass
     new = np.asarray(window.capture_info.points)
     np.testing.assert_allclose(np.linalg.norm(new[0] - new[len(new) // 2]), 0.25, rtol=1e-4)
+    # measure the same two points (now 0.25 m apart), then give them another length
+    assert tool.start(measure=True) and tool.measuring
+    with qtbot.waitSignal(tool.measured, timeout=10_000) as measured:
+        tool.add_point(new[0])
+        tool.add_point(new[len(new) // 2])
+    np.testing.assert_allclose(measured.args[0], 0.25, rtol=1e-4)
+    assert window.statusBar().currentMessage().endswith(" m") and window.scale_measured_action.isEnabled()
+    with qtbot.waitSignal(tool.scaled, timeout=120_000) as done:
+        assert tool.scale_measured(0.5)
+    np.testing.assert_allclose(done.args[0], 2.0, rtol=1e-4)
