@@ -50,6 +50,8 @@ HANDLE_COLOR = "#f5f5f5"
 SELECTED_COLOR = "#ffd400"
 CAGE_COLOR = "#2e9bff"
 CROP_COLOR = "#e8175d"
+FACE_COLOR = "#ff8c1a"
+FACES = ("-x", "+x", "-y", "+y", "-z", "+z")
 MAX_HANDLES = 80
 """Handles drawn at most for one curve (a long polyline shows its first ones)."""
 
@@ -217,6 +219,8 @@ class Editor(QObject):
         self.crop_widget = None
         self._retired: list = []  # handles switched off, kept until VTK is done with them
         self._retired_cage: list = []
+        self.face_handles: dict = {}  # face name -> vtkSphereWidget on the chosen box's faces
+        self._face_box: int | None = None
         self._shown_faces: np.ndarray | None = None  # faces the mesh actor draws now
         self.process: QProcess | None = None
         self._ops_file: Path | None = None
@@ -231,6 +235,7 @@ class Editor(QObject):
         p.join_button.clicked.connect(lambda: self._on_pair_op("join_curves"))
         p.snap_button.clicked.connect(lambda: self._on_pair_op("snap_endpoints"))
         p.fit_cage_button.clicked.connect(self._on_fit_cage_clicked)
+        p.box_index.valueChanged.connect(self._on_box_changed)
         p.scale_box_button.clicked.connect(self._on_scale_box_clicked)
         p.move_face_button.clicked.connect(self._on_move_face_clicked)
         p.crop_box_button.toggled.connect(self._on_crop_box_toggled)
@@ -475,6 +480,7 @@ class Editor(QObject):
             self.cage_data.Modified()
             for h, p in zip(self.cage_handles, cage.vertices, strict=False):
                 h.SetCenter(*p)
+            self._update_face_handles()
             return
         self._clear_cage()
         lines = np.hstack([np.full((len(cage.edges), 1), 2), cage.edges]).ravel()
@@ -487,6 +493,55 @@ class Editor(QObject):
         for i, p in enumerate(cage.vertices):
             self.cage_handles.append(self._handle(p, radius, CAGE_COLOR,
                                                   lambda w, _e, i=i: self._on_cage_dragged(i, w)))
+        self._update_face_handles()
+
+    def face_centers(self, box: int) -> dict[str, np.ndarray]:
+        """Centre of each face of cage box ``box`` (where its face handles sit)."""
+        cage = self.doc.cage
+        return {face: cage.vertices[cage.face_vertices(box, face)].mean(0) for face in FACES}
+
+    def _update_face_handles(self) -> None:
+        """One handle on each face of the box chosen in the panel: drag it to move the face."""
+        cage = None if self.doc is None else self.doc.cage
+        box = int(self.panel.box_index.value())
+        if cage is None or not 0 <= box < len(cage.boxes):
+            self._clear_face_handles()
+            return
+        centers = self.face_centers(box)
+        if self.face_handles and self._face_box == box:
+            for face, h in self.face_handles.items():
+                h.SetCenter(*centers[face])
+            return
+        self._clear_face_handles()
+        self._face_box = box
+        radius = 1.1 * self._handle_radius()
+        for face, c in centers.items():
+            self.face_handles[face] = self._handle(
+                c, radius, FACE_COLOR, lambda w, _e, f=face: self._on_face_dragged(f, w))
+
+    def _on_face_dragged(self, face: str, widget) -> None:
+        if self.doc is None or self.doc.cage is None:
+            return
+        box = self._face_box
+        axis = "xyz".index(face[1])
+        moved = float(np.asarray(widget.GetCenter())[axis] - self.face_centers(box)[face][axis])
+        if moved != 0.0:  # along the face's own axis only: a face moves along its normal
+            delta = [0.0, 0.0, 0.0]
+            delta[axis] = moved
+            spec = {"op": "move_face", "box": box, "face": face, "delta": delta}
+            QTimer.singleShot(0, lambda: self.apply(spec))
+        else:
+            QTimer.singleShot(0, self._update_face_handles)
+
+    def face_handle_centers(self) -> dict[str, np.ndarray]:
+        return {f: np.array(h.GetCenter()) for f, h in self.face_handles.items()}
+
+    def _clear_face_handles(self) -> None:
+        for h in self.face_handles.values():
+            h.Off()
+            self._retired_cage.append(h)
+        self.face_handles = {}
+        self._face_box = None
 
     def _on_cage_dragged(self, i: int, widget) -> None:
         if self.doc is None or self.doc.cage is None:
@@ -498,6 +553,11 @@ class Editor(QObject):
 
     def cage_handle_centers(self) -> np.ndarray:
         return np.array([h.GetCenter() for h in self.cage_handles]).reshape(-1, 3)
+
+    def _on_box_changed(self, _box: int) -> None:
+        if self.doc is not None and self.doc.cage is not None:
+            self._update_face_handles()
+            self.window.viewport.render()
 
     def _on_fit_cage_clicked(self) -> None:
         self.apply({"op": "cage", "kind": self.panel.cage_kind.currentText(),
@@ -520,6 +580,7 @@ class Editor(QObject):
             h.Off()
         self._retired_cage = self.cage_handles
         self.cage_handles = []
+        self._clear_face_handles()
         if self.cage_actor is not None:
             self.window.viewport.remove_actor(self.cage_actor, render=False)
         self.cage_actor = self.cage_data = None

@@ -232,3 +232,28 @@ def test_measuring_the_distance_of_two_picked_points(qtbot, window, result):  # 
     qtbot.waitUntil(lambda: bool(got), timeout=5000)
     assert got[0] == pytest.approx(np.linalg.norm(picks[1] - picks[0]), abs=1e-4)
     assert f"Distance: {got[0]:.6g} (scene units)" in window.statusBar().currentMessage()
+
+
+def test_dragging_a_box_face_handle_moves_that_face(qtbot, window, result):  # noqa: F811
+    _open(qtbot, window, result)
+    editor = window.editor
+    assert editor.apply({"op": "cage", "kind": "polycube", "cubes": 3})
+    cage = editor.doc.cage
+    right = int(np.argmax(cage.vertices[cage.boxes].min(1)[:, 0]))
+    editor.panel.box_index.setValue(right)
+    assert set(editor.face_handles) == {"-x", "+x", "-y", "+y", "-z", "+z"}
+    window.viewport.view_xz()
+    window.viewport.render()
+    top = editor.face_centers(right)["+z"]
+    before = _shown_vertices(window).copy()
+    _drag(qtbot, window.viewport, _to_display(window, top), _to_display(window, top + [0.05, 0, 0.3]))
+    qtbot.waitUntil(lambda: editor.history[-1].op == "move_face", timeout=5000)
+    op = editor.history[-1]
+    assert op.box == right and op.face == "+z"
+    assert op.delta[0] == 0 and op.delta[1] == 0 and abs(op.delta[2] - 0.3) < 0.05
+    np.testing.assert_allclose(editor.face_handle_centers()["+z"], editor.face_centers(right)["+z"])
+    after = _shown_vertices(window)
+    top_of_box = before[:, 2] > before[before[:, 0] > 0.6][:, 2].max() - 1e-6
+    assert np.all(after[top_of_box & (before[:, 0] > 0.6), 2] > before[top_of_box & (before[:, 0] > 0.6), 2] + 0.2)
+    window.undo_stack.undo()
+    assert np.array_equal(_shown_vertices(window), before)
