@@ -302,22 +302,25 @@ def _train(rank, world, plan, device, P, load_capture, build_method, run_record,
     return result
 
 
-def _spawned(index: int, world: int, plan: dict[str, Any], port: int, results) -> None:
+def _spawned(index: int, world: int, plan: dict[str, Any], port: int, result_file: str) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     result = train(index, world, plan, local_rank=index, local_world=world,
                    init_method=f"tcp://127.0.0.1:{port}", progress=plan.get("progress", True))
-    if index == 0:
-        results.put(result)
+    if index == 0:  # a file, not a pipe: a long history must not block the exit
+        Path(result_file).write_text(json.dumps(result))
 
 
 def launch(nproc: int, plan: dict[str, Any]) -> dict[str, Any]:
     """Train ``plan`` with ``nproc`` local processes on loopback; returns rank 0's metrics."""
+    import tempfile
+
     import torch.multiprocessing as tmp
 
-    ctx = tmp.get_context("spawn")
-    results = ctx.SimpleQueue()
-    tmp.spawn(_spawned, args=(nproc, plan, _free_port(), results), nprocs=nproc, join=True)
-    return results.get() if not results.empty() else {}
+    with tempfile.TemporaryDirectory(prefix="recon-dist-") as tmpdir:
+        result_file = Path(tmpdir) / "result.json"
+        tmp.spawn(_spawned, args=(nproc, plan, _free_port(), str(result_file)), nprocs=nproc,
+                  join=True)
+        return json.loads(result_file.read_text()) if result_file.is_file() else {}
 
 
 def fit_distributed(args: argparse.Namespace) -> int:
