@@ -175,6 +175,8 @@ def parse_bounds(value: str | None):
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    if _distributed(args):
+        return _fit_distributed(args)
     settings = _parse_settings(args.method, args.set or [])
     data = str(ensure_capture(args.data))
     metrics = run_fit(data, args.method, args.out, budget=args.budget, steps=args.steps,
@@ -555,6 +557,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- batch and distributed fit -----------------------------------------------------------------
+
+
+def _distributed(args: argparse.Namespace) -> bool:
+    """True when `recon fit` trains data-parallel (--nproc N > 1, or under torchrun)."""
+    from reconstruction.distributed import requested
+
+    return requested(args)
+
+
+def _fit_distributed(args: argparse.Namespace) -> int:
+    from reconstruction.distributed import fit_distributed
+
+    return fit_distributed(args)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from reconstruction.batch import cmd_batch as run
+
+    return run(args)
+
+
 # -- edit ----------------------------------------------------------------------------------------
 def cmd_edit(args: argparse.Namespace) -> int:
     """Apply an edits file (crop, cage deformation, curve edits) to a result; write every format."""
@@ -696,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "COLMAP), a folder of photos or a video (cameras by `recon sfm` first)")
     s.add_argument("--method", default="nerf")
     s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--nproc", type=int, default=1, metavar="N", help="train data-parallel in N local processes (torch.distributed; under torchrun: its ranks); see docs/scaling.md")
     s.add_argument("--budget", type=float, default=None, help="seconds of training")
     s.add_argument("--steps", type=int, default=None, help="training steps")
     s.add_argument("--downscale", type=int, default=1, help="divide image resolution by N")
@@ -744,6 +769,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="folder for the edited mesh.*/curves.*, "
                                                "edits.json, cage.json, bounds.json")
     s.set_defaults(func=cmd_edit)
+
+    s = sub.add_parser("batch", help="reconstruct many captures as Ray tasks (one per capture); "
+                                     "summary.csv and summary.json in --out")
+    s.add_argument("inputs", help="folder of captures (sub-folders: captures or photo folders; "
+                                  "videos) or a manifest (one path per line, or a JSON list)")
+    s.add_argument("--method", default="nerf", help="nerf (default), sdf, edge or gaussian")
+    s.add_argument("--out", required=True, help="output folder: OUT/NAME per capture, summary.*")
+    s.add_argument("--address", default="local",
+                   help="local (default: start and stop a Ray instance here), auto (the running "
+                        "cluster) or ray://HOST:PORT (Ray client)")
+    s.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
+                   help="CPUs each capture's task declares (and its torch threads)")
+    s.add_argument("--gpus-per-task", type=float, default=0.0, metavar="N",
+                   help="GPUs each capture's task declares (0: CPU only)")
+    s.add_argument("--num-cpus", type=int, default=None, metavar="N",
+                   help="with --address local: CPUs the local Ray instance offers (default all)")
+    s.add_argument("--retries", type=int, default=2,
+                   help="extra attempts after a crash (bad input is not retried; default 2)")
+    s.add_argument("--budget", type=float, default=None, help="seconds of training per capture")
+    s.add_argument("--steps", type=int, default=None, help="training steps per capture")
+    s.add_argument("--downscale", type=int, default=None, help="divide image resolution by N")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a method setting")
+    s.add_argument("--export", default=None, choices=["ply", "obj", "glb", "stl"],
+                   help="also export each result to this format (recon export)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("demo", help="build the demo capture, reconstruct it and show the result")
     s.add_argument("--out", default="demo_out")

@@ -327,7 +327,7 @@ def fit_distributed(args: argparse.Namespace) -> int:
     """``recon fit ... --nproc N`` (or under torchrun): the data-parallel fit."""
     from reconstruction.cli import UsageError, _parse_settings, ensure_capture, parse_bounds
 
-    if args.resume is not None:
+    if getattr(args, "resume", None) is not None:
         raise UsageError("--resume continues in one process; drop --nproc (a distributed "
                          "run's checkpoint resumes like any other)")
     method = args.method or "nerf"
@@ -344,7 +344,7 @@ def fit_distributed(args: argparse.Namespace) -> int:
     plan = {"data": data, "method": method, "out": args.out, "steps": args.steps,
             "budget": args.budget, "downscale": args.downscale, "device": args.device,
             "settings": _parse_settings(method, args.set or []),
-            "bounds": parse_bounds(args.bounds), "checkpoint_every": args.checkpoint_every,
+            "bounds": parse_bounds(args.bounds), "checkpoint_every": getattr(args, "checkpoint_every", 60.0),
             "progress": not args.quiet}
     if env is not None:
         rank, world, local, local_world = env
