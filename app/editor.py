@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.training import recon_error
 from app.viewport import COLOR_ARRAY, curves_payload, snapshot_mesh
 from reconstruction.editing import EditDocument, EditError, EditOp, load_result, parse_op
 from reconstruction.editing import curve_geometry as cg
@@ -750,8 +751,7 @@ class Editor(QObject):
             self._ops_file.unlink(missing_ok=True)
         self._refresh_panel()
         if code != 0:
-            lines = [ln for ln in err.splitlines() if ln.startswith("recon: error:")]
-            reason = lines[-1].removeprefix("recon: error: ") if lines else (err or f"exit code {code}")
+            reason = recon_error(err, code)
             self.window._show_error(f"Edited result not written: {reason}")
             self.export_failed.emit(reason)
             return

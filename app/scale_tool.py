@@ -19,6 +19,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QProcess, Signal
 from PySide6.QtWidgets import QInputDialog
 
+from app.training import recon_error
+
 MARKER_COLOR = "#e8175d"
 
 
@@ -179,8 +181,7 @@ class ScaleTool(QObject):
         proc.deleteLater()
         self._clear_markers()
         if code != 0:
-            lines = [ln for ln in err.splitlines() if ln.startswith("recon: error:")]
-            reason = lines[-1].removeprefix("recon: error: ") if lines else (err or f"exit code {code}")
+            reason = recon_error(err, code)
             self.window._show_error(f"Scale not set: {reason}")
             self.failed.emit(reason)
             return

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from app.capture import CaptureImage, CaptureInfo
+from app.training import recon_error
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
@@ -46,11 +47,7 @@ def sfm_command(path: Path, out: Path) -> tuple[str, list[str]]:
 
 def sfm_error(stderr: str, code: int) -> str:
     """The one-line reason `recon sfm` gave for failing."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    errs = [ln for ln in lines if ln.startswith("recon: error:")]
-    if errs:
-        return errs[-1].removeprefix("recon: error: ")
-    return lines[-1] if lines else f"exit code {code}"
+    return recon_error(stderr, code)
 
 
 def left_out(capture: Path) -> dict[str, str]:

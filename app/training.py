@@ -304,3 +304,13 @@ class TrainingModel:
         if psnr is not None:
             text += f"  PSNR {psnr:.2f} dB"
         return text
+
+
+def recon_error(stderr: str, code: int) -> str:
+    """The one-line reason a `recon` subprocess gave for failing (its ``recon: error:``
+    line), else its last line, else the exit code."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    errs = [ln for ln in lines if ln.startswith("recon: error:")]
+    if errs:
+        return errs[-1].removeprefix("recon: error: ")
+    return lines[-1] if lines else f"exit code {code}"

@@ -76,6 +76,7 @@ from app.training import (
     catalog_command,
     default_output,
     parse_catalog,
+    recon_error,
 )
 from app.undo import SettingsCommand, ToggleCommand, UndoRecorder
 from app.viewport import (
@@ -882,9 +883,7 @@ class MainWindow(QMainWindow):
             return  # the window moved on
         try:
             if code != 0:
-                lines = [ln for ln in err.splitlines() if ln.startswith("recon: error:")]
-                raise ValueError(lines[-1].removeprefix("recon: error: ") if lines
-                                 else (err.splitlines()[-1] if err else f"exit code {code}"))
+                raise ValueError(recon_error(err, code))
             info = parse_capture_info(out, path)
         except ValueError as exc:
             self.capture_panel.set_message(f"This capture cannot be trained on: {exc}")
@@ -1887,9 +1886,7 @@ class MainWindow(QMainWindow):
         proc.deleteLater()
         self._refresh_actions()
         if code != 0:
-            lines = [ln for ln in err.splitlines() if ln.startswith("recon: error:")]
-            message = (lines[-1].removeprefix("recon: error: ") if lines
-                       else (err.splitlines()[-1] if err else f"exit code {code}"))
+            message = recon_error(err, code)
             self._show_error(f"Export failed: {message}")
             self.export_failed.emit(message)
             return
