@@ -96,7 +96,8 @@ def _parse_settings(method: str, pairs: list[str]) -> dict[str, Any]:
 
 def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: int | None,
             downscale: int, device: str, settings: dict[str, Any], quiet: bool = False,
-            resume: str | None = None, bounds=None) -> dict[str, Any]:
+            resume: str | None = None, bounds=None,
+            checkpoint_every: float = 60.0) -> dict[str, Any]:
     """Train in-process with a rich progress bar; returns the metrics. Raises UsageError."""
     from rich.progress import (
         BarColumn,
@@ -138,7 +139,7 @@ def run_fit(data: str, method: str, out: str, *, budget: float | None, steps: in
         Session(emit).run(P.Start(data=data, method=method, out=out, steps=steps, budget=budget,
                                   downscale=downscale, device=device, settings=settings,
                                   snapshot_every=0.0, resume=resume,
-                                  bounds=bounds))
+                                  bounds=bounds, checkpoint_every=checkpoint_every))
     if errors:
         err = errors[0]
         if err.kind == "engine":
@@ -174,16 +175,81 @@ def parse_bounds(value: str | None):
     return (lo, hi)
 
 
+def _resume_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """What `recon fit --resume DIR|PROJECT` continues: run.json of the run folder, the
+    checkpoint, and the target (the run's own, unless --steps/--budget give a new one)."""
+    from reconstruction.engine import CHECKPOINT_NAME, RUN_NAME
+    from reconstruction.project import ProjectError, is_project, run_dir
+
+    target = Path(args.resume)
+    if not target.is_dir():
+        raise UsageError(f"--resume {target}: no such folder; give the --out folder of an "
+                         f"earlier `recon fit` (or a .recon project)")
+    folder = target
+    if is_project(target):
+        try:
+            folder = run_dir(target)
+        except ProjectError as exc:
+            raise UsageError(str(exc)) from None
+    run_file, ck = folder / RUN_NAME, folder / CHECKPOINT_NAME
+    try:
+        run = json.loads(run_file.read_text())
+        if not isinstance(run, dict) or not isinstance(run.get("data"), str) or \
+                not isinstance(run.get("method"), str):
+            raise ValueError("no data or method in it")
+    except FileNotFoundError:
+        raise UsageError(f"--resume {target}: no {RUN_NAME} in {folder}; it was not written by "
+                         f"`recon fit --out` (start a new fit instead)") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{run_file}: damaged ({exc}); start a new fit") from None
+    if not ck.is_file():
+        raise UsageError(f"--resume {target}: no {CHECKPOINT_NAME} yet (the run stopped before "
+                         f"its first save); start it again with `recon fit {run['data']} --out "
+                         f"{target}`")
+    if args.data is not None and Path(args.data).resolve() != Path(run["data"]).resolve():
+        raise UsageError(f"--resume {target}: that run trained on {run['data']}, not "
+                         f"{args.data}; drop DATA or start a new fit")
+    if args.set:
+        raise UsageError("--resume continues with the run's own settings; drop --set")
+    steps, budget = args.steps, args.budget
+    if steps is None and budget is None:
+        steps, budget = run.get("steps"), run.get("budget")
+    return {"data": run["data"], "method": run["method"], "out": str(folder),
+            "settings": dict(run.get("settings") or {}), "steps": steps, "budget": budget,
+            "downscale": int(run.get("downscale") or 1), "bounds": run.get("bounds"),
+            "resume": str(ck)}
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     if _distributed(args):
         return _fit_distributed(args)
-    settings = _parse_settings(args.method, args.set or [])
-    data = str(ensure_capture(args.data))
-    metrics = run_fit(data, args.method, args.out, budget=args.budget, steps=args.steps,
-                      downscale=args.downscale, device=args.device, settings=settings,
-                      quiet=args.quiet, bounds=parse_bounds(args.bounds))
+    if args.resume is not None:
+        plan = _resume_plan(args)
+        if args.method is not None and args.method != plan["method"]:
+            raise UsageError(f"--resume: that run is method {plan['method']!r}; drop --method")
+    else:
+        args.method = args.method or "nerf"
+        if args.data is None or args.out is None:
+            raise UsageError("recon fit needs DATA and --out (or --resume DIR to continue a run)")
+        data = str(ensure_capture(args.data))
+        plan = {"data": data, "method": args.method, "out": args.out,
+                "settings": _parse_settings(args.method, args.set or []), "steps": args.steps,
+                "budget": args.budget, "downscale": args.downscale,
+                "bounds": parse_bounds(args.bounds), "resume": None}
+        out = Path(args.out)
+        if out.suffix == ".recon":  # a project: the run goes inside it, project.json beside
+            from reconstruction.project import PROJECT_FILE, new_project, write_project
+
+            if not (out / PROJECT_FILE).is_file():
+                write_project(out, new_project(data, args.method, plan["settings"], args.steps,
+                                               args.budget))
+            plan["out"] = str(out / "run")
+    metrics = run_fit(plan["data"], plan["method"], plan["out"], budget=plan["budget"],
+                      steps=plan["steps"], downscale=plan["downscale"], device=args.device,
+                      settings=plan["settings"], quiet=args.quiet, bounds=plan["bounds"],
+                      resume=plan["resume"], checkpoint_every=args.checkpoint_every)
     summary = {k: metrics[k] for k in ("steps", "seconds", "test_psnr") if k in metrics}
-    print(json.dumps({"out": str(args.out), **summary}))
+    print(json.dumps({"out": plan["out"], **summary}))
     return 0
 
 
@@ -716,10 +782,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_scale)
 
     s = sub.add_parser("fit", help="train a method on a capture and write its outputs")
-    s.add_argument("data", help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, "
-                                "COLMAP), a folder of photos or a video (cameras by `recon sfm` first)")
-    s.add_argument("--method", default="nerf")
-    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("data", nargs="?", default=None,
+                   help="capture folder (NeRF-synthetic, instant-ngp, nerfstudio, IDR/NeuS, "
+                        "COLMAP), a folder of photos or a video (cameras by `recon sfm` first)")
+    s.add_argument("--method", default=None, help="nerf (default), sdf, edge or gaussian")
+    s.add_argument("--out", default=None,
+                   help="output folder (NAME.recon: a project, the run inside it); the training "
+                        "state is saved there as it goes")
+    s.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run in DIR (an earlier --out, or a .recon project) with "
+                        "its own capture, method and settings, to its step or budget (or to a "
+                        "new --steps/--budget)")
+    s.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds between saves of the training state (default 60; 0: only at "
+                        "the end)")
     s.add_argument("--nproc", type=int, default=1, metavar="N", help="train data-parallel in N local processes (torch.distributed; under torchrun: its ranks); see docs/scaling.md")
     s.add_argument("--budget", type=float, default=None, help="seconds of training")
     s.add_argument("--steps", type=int, default=None, help="training steps")
