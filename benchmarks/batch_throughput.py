@@ -25,8 +25,8 @@ def main() -> None:
     ap.add_argument("--num-cpus", type=int, default=2)
     args = ap.parse_args()
 
-    from render.demo_capture import make_demo_capture
     from reconstruction.batch import run_batch
+    from render.demo_capture import make_demo_capture
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "captures"

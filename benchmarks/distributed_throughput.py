@@ -27,8 +27,8 @@ def main() -> None:
                     help="nerf target_samples (field evaluations per step and rank)")
     args = ap.parse_args()
 
-    from render.demo_capture import make_demo_capture
     from reconstruction.distributed import launch
+    from render.demo_capture import make_demo_capture
 
     settings = {"mesh_resolution": 64}
     if args.target_samples:
