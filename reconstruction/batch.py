@@ -288,9 +288,9 @@ def _ray():
 def _connect(ray, address: str, num_cpus: int | None) -> bool:
     """Start or join Ray; returns True when this call started the instance (stop it after)."""
     if address in ("local", "", None):
+        # a new single-node instance, no dashboard; it is stopped when the batch ends
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False,
-                 configure_logging=True)
+                 logging_level="ERROR", log_to_driver=False)
         return True
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)

@@ -919,4 +919,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, so `python -m reconstruction.cli` and the modules it
+    # imports share one UsageError (and every other class) with `recon`
+    from reconstruction.cli import main as _main
+
+    sys.exit(_main())

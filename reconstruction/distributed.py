@@ -304,8 +304,12 @@ def _train(rank, world, plan, device, P, load_capture, build_method, run_record,
 
 def _spawned(index: int, world: int, plan: dict[str, Any], port: int, result_file: str) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    result = train(index, world, plan, local_rank=index, local_world=world,
-                   init_method=f"tcp://127.0.0.1:{port}", progress=plan.get("progress", True))
+    try:
+        result = train(index, world, plan, local_rank=index, local_world=world,
+                       init_method=f"tcp://127.0.0.1:{port}", progress=plan.get("progress", True))
+    except Exception as exc:  # the parent reports the first rank's message as one line
+        Path(f"{result_file}.rank{index}.error").write_text(str(exc) or type(exc).__name__)
+        raise
     if index == 0:  # a file, not a pipe: a long history must not block the exit
         Path(result_file).write_text(json.dumps(result))
 
@@ -318,8 +322,13 @@ def launch(nproc: int, plan: dict[str, Any]) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="recon-dist-") as tmpdir:
         result_file = Path(tmpdir) / "result.json"
-        tmp.spawn(_spawned, args=(nproc, plan, _free_port(), str(result_file)), nprocs=nproc,
-                  join=True)
+        try:
+            tmp.spawn(_spawned, args=(nproc, plan, _free_port(), str(result_file)),
+                      nprocs=nproc, join=True)
+        except (tmp.ProcessRaisedException, tmp.ProcessExitedException) as exc:
+            errors = sorted(Path(tmpdir).glob("result.json.rank*.error"))
+            why = errors[0].read_text() if errors else str(exc).strip().splitlines()[0]
+            raise DistributedError(f"data-parallel training stopped: {why}") from None
         return json.loads(result_file.read_text()) if result_file.is_file() else {}
 
 
@@ -336,6 +345,9 @@ def fit_distributed(args: argparse.Namespace) -> int:
                          f", not {method}; drop --nproc")
     if args.data is None or args.out is None:
         raise UsageError("recon fit needs DATA and --out")
+    if Path(args.out).suffix == ".recon":
+        raise UsageError("--nproc writes a run folder, not a .recon project; give another "
+                         "--out (or drop --nproc)")
     env = env_world()
     if env is None or env[0] == 0:
         data = str(ensure_capture(args.data))  # structure from motion once, on rank 0
@@ -351,12 +363,18 @@ def fit_distributed(args: argparse.Namespace) -> int:
         if env[0] != 0 and not Path(data).exists():
             raise UsageError(f"{data}: not on this machine; every node needs the capture "
                              f"at the same path")
-        metrics = train(rank, world, plan, local_rank=local, local_world=local_world,
-                        progress=not args.quiet)
+        try:
+            metrics = train(rank, world, plan, local_rank=local, local_world=local_world,
+                            progress=not args.quiet)
+        except DistributedError as exc:
+            raise UsageError(str(exc)) from None
         if metrics is None:
             return 0
     else:
-        metrics = launch(int(args.nproc), plan)
+        try:
+            metrics = launch(int(args.nproc), plan)
+        except DistributedError as exc:
+            raise UsageError(str(exc)) from None
     summary = {k: metrics[k] for k in ("steps", "seconds", "test_psnr", "nproc",
                                        "rays_per_second") if k in metrics}
     print(json.dumps({"out": args.out, **summary}))

@@ -139,3 +139,15 @@ def test_resume_and_other_methods_are_refused(tiny_capture, tmp_path, capsys):
     assert main(["fit", str(tiny_capture), "--out", str(tmp_path / "x"), "--nproc", "2",
                  "--method", "gaussian", "--steps", "2"]) == 2
     assert "data-parallel training supports nerf" in capsys.readouterr().err
+
+
+def test_a_broken_capture_ends_with_one_line(tmp_path, capsys):
+    from reconstruction.cli import main
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "transforms_train.json").write_text("{not json")
+    assert main(["fit", str(bad), "--out", str(tmp_path / "o"), "--nproc", "2", "--steps", "2",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "recon: error:" in err and "transforms_train.json" in err
