@@ -5,6 +5,10 @@
     recon sfm VIDEO --out CAPTURE [--frames N]                          ... or a video
     recon scale CAPTURE --points X1 Y1 Z1 X2 Y2 Z2 --distance METRES    metric scale
     recon fit DATA --method nerf --out DIR [--budget S] [--steps N] [--downscale N]
+    recon fit --resume DIR|NAME.recon    continue a run where it was saved
+    recon fit DATA --nproc 2 --out DIR   data-parallel training (torch.distributed)
+    recon batch INPUTS --method M --out DIR [--address local]   many captures on Ray
+    recon edit DIR --ops edits.json --out EDITED   crop, cage deformation, curve edits
     recon render DIR --cameras FILE.json --out IMGDIR [--downscale N]
     recon export DIR --format ply|obj|glb|stl [--faces N] [--out FILE]
     recon methods [--json]               the methods and their settings
