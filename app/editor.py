@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -323,10 +324,23 @@ class Editor(QObject):
         """Bring the viewport and the panel up to the document."""
         if self.doc is None:
             return
-        self._update_mesh()
-        self._update_curves()
-        self._update_cage()
-        self._refresh_panel()
+        with self._no_renders():
+            self._update_mesh()
+            self._update_curves()
+            self._update_cage()
+            self._refresh_panel()
+
+    @contextmanager
+    def _no_renders(self):
+        """Switching a VTK widget on or off renders the window (50 ms for a 200k-face mesh on
+        a software rasteriser); while handles are rebuilt, the caller renders once after."""
+        iren = self.window.viewport.iren.interactor
+        was = iren.GetEnableRender()
+        iren.EnableRenderOff()
+        try:
+            yield
+        finally:
+            iren.SetEnableRender(was)
 
     def _mesh_data(self) -> pv.PolyData | None:
         return self.window.mesh_data if self.window.mesh_actor is not None else None
@@ -372,7 +386,8 @@ class Editor(QObject):
             lst.item(index).setSelected(True)
             lst.scrollToItem(lst.item(index))
         lst.blockSignals(False)
-        self._show_selected()
+        with self._no_renders():
+            self._show_selected()
         self.window.viewport.render()
 
     def _show_selected(self) -> None:
@@ -440,7 +455,8 @@ class Editor(QObject):
     def _on_curve_list_changed(self) -> None:
         rows = self._selected_rows()
         self.selected = rows[-1] if rows else None
-        self._show_selected()
+        with self._no_renders():
+            self._show_selected()
         self.window.viewport.render()
 
     def _on_curve_op(self, op: str) -> None:
@@ -557,7 +573,8 @@ class Editor(QObject):
 
     def _on_box_changed(self, _box: int) -> None:
         if self.doc is not None and self.doc.cage is not None:
-            self._update_face_handles()
+            with self._no_renders():
+                self._update_face_handles()
             self.window.viewport.render()
 
     def _on_fit_cage_clicked(self) -> None:
