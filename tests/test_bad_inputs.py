@@ -714,7 +714,8 @@ def disk_full_during_fit(d: Path) -> Case:
         assert not (out / "mesh.ply").exists()
         no_temp_files(out)()
 
-    return Case(fit(root, out), 2, ("mesh.ply", "No space left on device", "another --out"),
+    # the disk is full from the start: the first file of the run (run.json) is the one named
+    return Case(fit(root, out), 2, (str(out), "No space left on device", "another --out"),
                 patch=disk_full, check=nothing_half_written)
 
 
