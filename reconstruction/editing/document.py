@@ -14,8 +14,6 @@ A result folder (``recon fit --out DIR``) has ``mesh.ply`` (nerf, sdf) and/or
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -76,14 +74,9 @@ def curve_spacing(curves: list[dict]) -> float:
 
 
 def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from reconstruction.atomic import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=1))
 
 
 def write_result(doc: EditDocument, out: str | Path, ops: list[EditOp]) -> dict[str, str]:
